@@ -1,0 +1,192 @@
+"""The ``biotag`` command line: a thin shell over the Python API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import typer
+
+from biotag.errors import BiotagError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Fast biomedical text mining on CPU: NER, entity linking, relations, de-identification.",
+)
+log = logging.getLogger("biotag")
+
+OUTPUT_FORMATS = ["jsonl", "pubtator", "bioc-xml", "bioc-json", "brat", "conll", "pubmed-xml", "text"]
+
+
+def _fail(error: Exception) -> None:
+    typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _error_reporter(counter: list[int]):
+    def report(error: BiotagError) -> None:
+        counter[0] += 1
+        typer.secho(f"skipped: {error}", fg=typer.colors.YELLOW, err=True)
+
+    return report
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details.")) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _input_documents(text: Optional[str], input_path: Optional[Path], input_format: Optional[str], skip_bad: bool, counter):
+    from biotag import io
+    from biotag.document import Document
+
+    if input_path is not None:
+        return io.read(input_path, input_format, skip_bad=skip_bad, on_error=_error_reporter(counter))
+    if text is None or text == "-":
+        data = sys.stdin.read()
+        return iter([Document(id="stdin", text=data)])
+    return iter([Document(id="text", text=text)])
+
+
+@app.command()
+def annotate(
+    text: Optional[str] = typer.Argument(None, help="Text to annotate; '-' or nothing reads standard input."),
+    input_path: Optional[Path] = typer.Option(None, "--input", "-i", help="File or folder to annotate instead of TEXT."),
+    input_format: Optional[str] = typer.Option(None, "--input-format", help="Format of --input (guessed from the name if omitted)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file or folder (default: standard output)."),
+    output_format: str = typer.Option("jsonl", "--format", "-f", help=f"One of: {', '.join(OUTPUT_FORMATS)}."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model directory (default: the bundled model)."),
+    backend: str = typer.Option("auto", help="auto, onnx or torch."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for inference."),
+    batch_size: int = typer.Option(32, help="Sentences per forward pass."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Report and skip malformed input documents instead of stopping."),
+) -> None:
+    """Tag entities in text, a file or a folder."""
+    from biotag import io
+    from biotag.api import load
+
+    counter = [0]
+    try:
+        nlp = load(model, threads=threads, backend=backend, batch_size=batch_size)
+        docs = nlp.pipe(_input_documents(text, input_path, input_format, skip_bad, counter))
+        if output is None:
+            if output_format in ("brat", "text"):
+                _fail(BiotagError(f"--format {output_format} writes a folder: give --output"))
+            n = io.write(docs, sys.stdout, output_format)
+        else:
+            n = io.write(docs, output, output_format)
+    except BiotagError as error:
+        _fail(error)
+    if output is not None or counter[0]:
+        typer.secho(f"{n} documents annotated" + (f", {counter[0]} skipped" if counter[0] else ""), err=True)
+
+
+@app.command()
+def convert(
+    source: Path = typer.Argument(..., help="Input file or folder."),
+    target: Path = typer.Argument(..., help="Output file or folder."),
+    from_format: Optional[str] = typer.Option(None, "--from", help="Input format (guessed if omitted)."),
+    to_format: Optional[str] = typer.Option(None, "--to", help="Output format (guessed from TARGET if omitted)."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Report and skip malformed documents."),
+) -> None:
+    """Convert documents between any two supported formats."""
+    from biotag import io
+
+    counter = [0]
+    try:
+        docs = io.read(source, from_format, skip_bad=skip_bad, on_error=_error_reporter(counter))
+        n = io.write(docs, target, to_format)
+    except BiotagError as error:
+        _fail(error)
+    typer.secho(f"{n} documents written to {target}" + (f", {counter[0]} skipped" if counter[0] else ""), err=True)
+
+
+@app.command()
+def train(
+    corpus: List[str] = typer.Option(..., "--corpus", "-c", help="Corpus name (see `biotag corpora`) or path; repeat for several."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output model directory."),
+    encoder: str = typer.Option("minilm-l6", help="Encoder directory or short name under $BIOTAG_ENCODERS."),
+    config: Optional[Path] = typer.Option(None, help="TrainConfig JSON; command-line options override it."),
+    scheme: Optional[str] = typer.Option(None, help="bio or multilabel."),
+    unify_types: Optional[bool] = typer.Option(None, "--unify-types/--corpus-types", help="Map corpus labels to biotag's unified types."),
+    epochs: Optional[int] = typer.Option(None),
+    lr: Optional[float] = typer.Option(None),
+    batch_size: Optional[int] = typer.Option(None),
+    max_steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps."),
+    seed: Optional[int] = typer.Option(None),
+    threads: Optional[int] = typer.Option(None),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint."),
+) -> None:
+    """Fine-tune a token-classification model on one or several corpora."""
+    from biotag.training import TrainConfig, train as run_training
+
+    overrides = {
+        "corpora": list(corpus),
+        "output_dir": str(output),
+        "encoder": encoder,
+        "scheme": scheme,
+        "unify_types": unify_types,
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "max_steps": max_steps,
+        "seed": seed,
+        "threads": threads,
+    }
+    try:
+        base = TrainConfig.from_json(config) if config else TrainConfig(corpora=list(corpus), output_dir=str(output))
+        cfg = base.replace(**{k: v for k, v in overrides.items() if v is not None})
+        path = run_training(cfg, resume=resume)
+    except BiotagError as error:
+        _fail(error)
+    typer.echo(str(path))
+
+
+@app.command()
+def evaluate(
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model directory (default: the bundled model)."),
+    corpus: str = typer.Option(..., "--corpus", "-c", help="Corpus name or path."),
+    split: str = typer.Option("test", help="train, devel or test."),
+    backend: str = typer.Option("auto", help="auto, onnx or torch."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report as JSON here."),
+) -> None:
+    """Strict entity-level P/R/F1 of a model on a corpus split."""
+    from biotag.api import load_predictor
+    from biotag.corpora import read_corpus, resolve
+    from biotag.entity_types import default_type_map
+    from biotag.evaluation import evaluate_tagger
+    from biotag.ner import NerTagger
+
+    try:
+        predictor = load_predictor(model, backend=backend)
+        spec = resolve(corpus)
+        tmap = default_type_map()
+        types = {tmap.unify(t) or t for t in spec.types} if getattr(spec, "types", None) else None
+        report = evaluate_tagger(
+            NerTagger(predictor),
+            read_corpus(corpus, split),
+            types=types,
+            type_map=tmap.as_dict(),
+        )
+    except BiotagError as error:
+        _fail(error)
+    typer.echo(report.format_table())
+    if output:
+        output.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+
+
+@app.command()
+def corpora() -> None:
+    """List the benchmark corpora known by name."""
+    from biotag.corpora import list_corpora
+
+    for spec in list_corpora():
+        typer.echo(f"{spec.name:18s} {spec.format:9s} {', '.join(spec.types)}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
