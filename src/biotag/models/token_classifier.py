@@ -1,0 +1,291 @@
+"""A word-level token classifier over any local Hugging Face encoder (BERT, MPNet...).
+
+The network is the encoder's own ``...ForTokenClassification`` head (dropout + linear
+over every sub-word), so a saved model directory loads with
+``transformers.AutoModelForTokenClassification.from_pretrained(dir)`` as it is. biotag
+reads the logits at each word's first sub-word (see :mod:`biotag.text.subwords`), which
+gives one score vector per word, ``schema.num_outputs`` wide.
+
+A model directory holds the Hugging Face files (``config.json`` with
+``id2label = schema.output_names``, ``model.safetensors``), the tokenizer files,
+``biotag.json`` (label schema, window size, encoder name, training summary) and a model
+card ``README.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from biotag.errors import InputError
+from biotag.labels import IGNORE, LabelSchema, TokenSpan
+from biotag.paths import find_encoder
+from biotag.text.subwords import SubwordBatch, SubwordEncoder, scatter_words
+
+log = logging.getLogger(__name__)
+
+BIOTAG_FILE = "biotag.json"
+FORMAT_VERSION = 1
+
+
+class TokenClassifier(torch.nn.Module):
+    """Encoder + linear head predicting per-word scores for a :class:`LabelSchema`."""
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        tokenizer,
+        schema: LabelSchema,
+        *,
+        max_length: int = 256,
+        stride: int | None = None,
+        encoder_name: str = "",
+        card: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if network.config.num_labels != schema.num_outputs:
+            raise InputError(
+                f"the network has {network.config.num_labels} outputs but the {schema.scheme} schema "
+                f"over {list(schema.types)} needs {schema.num_outputs}",
+                field="num_labels",
+            )
+        self.network = network
+        self.tokenizer = tokenizer
+        self.schema = schema
+        limit = _max_input_length(network.config, tokenizer)
+        if max_length > limit:
+            raise InputError(f"max_length {max_length} exceeds the encoder's limit of {limit} tokens", field="max_length")
+        self.encoder = SubwordEncoder(tokenizer, max_length=max_length, stride=stride)
+        self.encoder_name = encoder_name
+        self.card: dict[str, Any] = dict(card or {})
+
+    @property
+    def max_length(self) -> int:
+        return self.encoder.max_length
+
+    # -- construction ---------------------------------------------------------
+    @classmethod
+    def from_encoder(
+        cls,
+        encoder_dir: str | Path,
+        schema: LabelSchema,
+        *,
+        max_length: int = 256,
+        dropout: float = 0.1,
+        stride: int | None = None,
+    ) -> "TokenClassifier":
+        """A new classifier (random head) over a pretrained encoder directory or short
+        name; ``dropout`` is the hidden-layer dropout, which the head uses too."""
+        from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
+
+        path = find_encoder(encoder_dir)
+        config = AutoConfig.from_pretrained(path)
+        config.num_labels = schema.num_outputs
+        config.id2label = dict(enumerate(schema.output_names))
+        config.label2id = {name: i for i, name in enumerate(schema.output_names)}
+        if hasattr(config, "hidden_dropout_prob"):
+            config.hidden_dropout_prob = dropout
+        if hasattr(config, "classifier_dropout"):
+            config.classifier_dropout = None  # follow hidden_dropout_prob
+        with _quiet_transformers():  # the missing head weights are expected: the head is new
+            network = AutoModelForTokenClassification.from_pretrained(path, config=config)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        return cls(network, tokenizer, schema, max_length=max_length, stride=stride, encoder_name=str(encoder_dir))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> "TokenClassifier":
+        """Load a directory written by :meth:`save_pretrained`."""
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+        directory = Path(directory)
+        meta_path = directory / BIOTAG_FILE
+        if not meta_path.is_file():
+            raise InputError("not a biotag model directory (no biotag.json)", path=str(directory), field="model")
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            schema = LabelSchema.from_dict(meta["schema"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise InputError(f"unreadable model metadata: {error}", path=str(meta_path), field="schema") from None
+        with _quiet_transformers():
+            network = AutoModelForTokenClassification.from_pretrained(directory)
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        return cls(
+            network,
+            tokenizer,
+            schema,
+            max_length=int(meta.get("max_length", 256)),
+            stride=meta.get("stride"),
+            encoder_name=meta.get("encoder", ""),
+            card=meta.get("training") or {},
+        )
+
+    def save_pretrained(self, directory: str | Path, card: dict[str, Any] | None = None) -> Path:
+        """Write the model directory; ``card`` (data, command, metrics, date, hardware...)
+        goes into ``biotag.json`` as the training summary and into ``README.md``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        if card is not None:
+            self.card = dict(card)
+        with _quiet_transformers():
+            self.network.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        meta = {
+            "format": FORMAT_VERSION,
+            "schema": self.schema.to_dict(),
+            "max_length": self.encoder.max_length,
+            "stride": self.encoder.stride,
+            "encoder": self.encoder_name,
+            "training": self.card,
+        }
+        (directory / BIOTAG_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (directory / "README.md").write_text(self.model_card(), encoding="utf-8")
+        return directory
+
+    # -- inference ------------------------------------------------------------
+    def forward(self, batch: SubwordBatch) -> torch.Tensor:
+        """Scores ``[n_words, num_outputs]`` at each owned word's first sub-word."""
+        input_ids = torch.from_numpy(batch.input_ids)
+        attention_mask = torch.from_numpy(batch.attention_mask)
+        logits = self.network(input_ids=input_ids, attention_mask=attention_mask).logits
+        return logits[torch.from_numpy(batch.word_rows), torch.from_numpy(batch.word_positions)]
+
+    def predict_words(self, word_lists: list[list[str]], *, batch_size: int = 32) -> list[np.ndarray]:
+        """Per-word logits, float32 ``[n_words, num_outputs]`` per word list, in input order."""
+        encoding = self.encoder.encode(word_lists)
+        windows = encoding.windows
+        order = sorted(range(len(windows)), key=lambda k: len(windows[k]))  # less padding
+        outputs: list[np.ndarray] = [np.empty((0, self.schema.num_outputs), np.float32)] * len(windows)
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                for i in range(0, len(order), batch_size):
+                    chunk = order[i : i + batch_size]
+                    scores = self(self.encoder.collate([windows[k] for k in chunk])).float().numpy()
+                    bounds = np.cumsum([len(windows[k].words) for k in chunk])[:-1]
+                    for k, rows in zip(chunk, np.split(scores, bounds)):
+                        outputs[k] = rows
+        finally:
+            self.train(was_training)
+        return scatter_words(windows, outputs, encoding.n_words, self.schema.num_outputs)
+
+    def decode(self, scores: np.ndarray, *, constrained: bool = True) -> list[tuple[TokenSpan, float]]:
+        return self.schema.decode(scores, constrained=constrained)
+
+    # -- training -------------------------------------------------------------
+    def loss(self, scores: torch.Tensor, labels: torch.Tensor, type_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean word loss; see :func:`word_loss`."""
+        return word_loss(scores, labels, self.schema, type_mask)
+
+    # -- model card -------------------------------------------------------------
+    def model_card(self) -> str:
+        card = self.card
+        lines = [
+            f"# biotag token classifier: {', '.join(self.schema.types)}",
+            "",
+            f"- scheme: `{self.schema.scheme}` ({self.schema.num_outputs} outputs, one score vector per word)",
+            f"- encoder: `{self.encoder_name or 'unknown'}` ({self.network.config.model_type})",
+            f"- max_length: {self.encoder.max_length} sub-words per window, stride {self.encoder.stride}",
+            f"- date: {card.get('date') or datetime.now(timezone.utc).strftime('%Y-%m-%d')}",
+            f"- hardware: {card.get('hardware') or platform.platform()}",
+            "",
+            "Load with `biotag.load(dir)`, `TokenClassifier.from_pretrained(dir)` or "
+            "`transformers.AutoModelForTokenClassification.from_pretrained(dir)` (scores are read "
+            "at each word's first sub-word).",
+        ]
+        if card.get("data") is not None:
+            lines += ["", "## Training data", "", _markdown(card["data"])]
+        if card.get("command"):
+            lines += ["", "## Command", "", "```", str(card["command"]), "```"]
+        if card.get("metrics") is not None:
+            lines += ["", "## Metrics", "", _markdown(card["metrics"])]
+        extra = {k: v for k, v in card.items() if k not in ("data", "command", "metrics", "date", "hardware")}
+        if extra:
+            lines += ["", "## Training summary", "", _markdown(extra)]
+        return "\n".join(lines) + "\n"
+
+
+def word_loss(
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    schema: LabelSchema,
+    type_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean cross-entropy over labelled words.
+
+    ``bio``: ``labels`` is ``[n]`` (``-100`` = ignored). ``type_mask`` (``[n, n_types]``,
+    True where the word's corpus annotates the type) makes an ``O`` label partial: where
+    a type is not annotated, ``O`` may hide an entity of that type, so the loss is minus
+    the log of the summed probability of ``O``, ``B-t`` and ``I-t`` of every
+    unannotated type ``t``.
+
+    ``multilabel``: ``labels`` is ``[n, n_types]`` of O/B/I ids and the loss is averaged
+    over the (word, type) pairs whose type is annotated and whose label is not ``-100``.
+    """
+    if schema.scheme == "multilabel":
+        n_types = len(schema.types)
+        labels = labels.reshape(-1, n_types)
+        if type_mask is not None:
+            labels = labels.masked_fill(~type_mask.bool(), IGNORE)
+        if not (labels != IGNORE).any():
+            return scores.sum() * 0.0  # keeps the graph; nothing to learn from this batch
+        return F.cross_entropy(scores.reshape(-1, 3), labels.reshape(-1), ignore_index=IGNORE)
+    keep = labels != IGNORE
+    if not keep.any():
+        return scores.sum() * 0.0
+    scores, labels = scores[keep], labels[keep]
+    if type_mask is None or bool(type_mask.all()):
+        return F.cross_entropy(scores, labels)
+    allowed = F.one_hot(labels, schema.num_outputs).bool()
+    unannotated = ~type_mask[keep].bool()  # [n, n_types]
+    is_o = (labels == 0)[:, None]
+    allowed[:, 1::2] |= unannotated & is_o  # B-t
+    allowed[:, 2::2] |= unannotated & is_o  # I-t
+    log_total = torch.logsumexp(scores, dim=-1)
+    log_allowed = torch.logsumexp(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+    return (log_total - log_allowed).mean()
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load report and progress bars for the duration."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars_off = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled() is False
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if not bars_off:
+            hf_logging.enable_progress_bar()
+
+
+def _max_input_length(config, tokenizer) -> int:
+    """Longest input the encoder takes, from the tokenizer (when it states one) and the
+    position table (RoBERTa-style models such as MPNet reserve ``pad_token_id + 1`` slots)."""
+    positions = getattr(config, "max_position_embeddings", None) or 512
+    if config.model_type in ("roberta", "mpnet", "xlm-roberta", "camembert"):
+        positions -= (config.pad_token_id or 0) + 1
+    stated = getattr(tokenizer, "model_max_length", None)
+    return min(positions, stated) if stated and stated < 1_000_000 else positions
+
+
+def _markdown(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return "\n".join(f"- {k}: {json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v}" for k, v in value.items())
+    if isinstance(value, Sequence):
+        return "\n".join(f"- {v}" for v in value)
+    return str(value)

@@ -1,0 +1,56 @@
+"""Test fixtures shared across test files: a tiny random BERT encoder directory.
+
+``make_tiny_encoder(dir)`` writes, in a couple of hundred milliseconds, a Hugging Face
+encoder directory (random BERT, 2 layers of width 32, a small *cased* WordPiece vocab and
+a fast tokenizer) that loads with ``AutoModel`` / ``AutoTokenizer`` /
+``TokenClassifier.from_encoder`` exactly like a real pretrained encoder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+# whole words used by the tests' toy sentences, upper- and lower-case, so that the tiny
+# (cased) model can see capitalisation
+TINY_WORDS = (
+    "The the a of and in is was with to by on for at from cell gene protein disease patient "
+    "cancer drug dose p53 il brca tumour tumor mouse human blood Aspirin Tumour Gene Cell "
+    "Protein Disease Insulin Kinase Mouse Human Blood Cancer Drug BRCA TP53 Alpha Beta "
+    "alpha beta"
+).split()
+PUNCTUATION = list(".,;:()-/+[]%'\"")
+
+
+def tiny_vocab() -> list[str]:
+    """Special tokens, punctuation, single characters (as word starts and ``##``
+    continuations, so any ASCII word tokenizes) and a few whole words."""
+    chars = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    chars += [c.upper() for c in chars] + [str(d) for d in range(10)]
+    vocab = SPECIAL_TOKENS + PUNCTUATION + chars + [f"##{c}" for c in chars] + TINY_WORDS
+    return list(dict.fromkeys(vocab))
+
+
+def make_tiny_encoder(directory: str | Path, *, seed: int = 0, max_positions: int = 128) -> Path:
+    """Write a tiny random BERT encoder + fast tokenizer into ``directory``; returns it."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = tiny_vocab()
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab=str(directory / "vocab.txt"), do_lower_case=False, model_max_length=max_positions)
+    tokenizer.save_pretrained(directory)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=max_positions,
+        pad_token_id=0,
+    )
+    torch.manual_seed(seed)
+    BertModel(config).save_pretrained(directory)
+    return directory
