@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from seqeval.metrics import classification_report
 
 from biotag.document import Document
-from biotag.entity_types import TypeMap
+from biotag.entity_types import default_type_map
 from biotag.errors import InputError
 from biotag.labels import TokenSpan, spans_from_tags, tags_from_spans
 from biotag.metrics import Report, TypeScore, score_documents, score_spans, score_tags
@@ -204,11 +204,11 @@ def test_score_documents_type_map_and_types_restrict_to_a_corpus():
         make_doc("1", TEXT, ([(0, 5)], "gene"), ([(22, 35)], "disease"), ([(57, 64)], "chemical")),
         make_doc("2", "Aspirin helps.", ([(0, 7)], "chemical")),
     ]
-    report = score_documents(gold_docs(), pred, type_map=TypeMap.default(), types={"disease", "gene"})
+    report = score_documents(gold_docs(), pred, type_map=default_type_map(), types={"disease", "gene"})
     assert report.types == ["disease", "gene"]
     assert report.micro.f1 == 1.0
     # without a restriction the unmatched gold species and the predicted chemicals count
-    full = score_documents(gold_docs(), pred, type_map=TypeMap.default())
+    full = score_documents(gold_docs(), pred, type_map=default_type_map())
     assert full.per_type["species"].fn == 1 and full.per_type["chemical"].tp == 1 and full.per_type["chemical"].fp == 1
 
 
@@ -223,7 +223,7 @@ def test_score_documents_plain_dict_renames_and_none_drops():
 def test_score_documents_unknown_label_under_strict_type_map_names_document():
     pred = [make_doc("2", "Aspirin helps.", ([(0, 7)], "Drug"))]
     with pytest.raises(InputError, match=r"document 2: field 'type': entity T1: entity label 'Drug'"):
-        score_documents(gold_docs(), pred, type_map=TypeMap.default())
+        score_documents(gold_docs(), pred, type_map=default_type_map())
 
 
 def test_score_documents_rejects_unknown_or_changed_documents():

@@ -51,6 +51,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from types import MappingProxyType
 from typing import Iterable, Mapping
 
 from biotag.errors import FormatError, InputError
@@ -112,22 +113,19 @@ class TypeMap:
     def __init__(self, mapping: Mapping[str, str | None], *, unknown: str = "error") -> None:
         if unknown not in UNKNOWN_POLICIES:
             raise InputError(f"unknown policy {unknown!r}; expected one of {UNKNOWN_POLICIES}", field="unknown")
-        self.mapping: dict[str, str | None] = {}
+        checked: dict[str, str | None] = {}
         for label, unified in mapping.items():
             if not isinstance(label, str) or not label:
                 raise InputError(f"labels must be non-empty strings, got {label!r}", field="type_map")
             if unified is not None and (not isinstance(unified, str) or not unified):
                 raise InputError(f"label {label!r} must map to a type name or null, got {unified!r}", field="type_map")
-            self.mapping[label] = unified
+            checked[label] = unified
+        # read-only, so the shared default map cannot be changed by accident
+        self.mapping: Mapping[str, str | None] = MappingProxyType(checked)
         self.unknown = unknown
         # every unified type maps to itself, so unified data passes through unchanged
         self._loose = {_loose(t): t for t in self.mapping.values() if t is not None}
         self._loose.update({_loose(label): unified for label, unified in self.mapping.items()})
-
-    @classmethod
-    def default(cls, *, unknown: str = "error") -> "TypeMap":
-        """biotag's own mapping (:data:`DEFAULT_LABELS`)."""
-        return cls(DEFAULT_LABELS, unknown=unknown)
 
     def updated(self, overrides: Mapping[str, str | None], *, unknown: str | None = None) -> "TypeMap":
         """A copy with ``overrides`` taking precedence over this map's entries."""
@@ -150,7 +148,7 @@ class TypeMap:
         if not isinstance(data, dict):
             raise FormatError(f"expected a JSON object of label -> type, got {type(data).__name__}", path=str(path))
         try:
-            return (base or cls.default()).updated(data, unknown=unknown)
+            return (base or DEFAULT_TYPE_MAP).updated(data, unknown=unknown)
         except InputError as exc:
             raise exc.located(path=str(path)) from None
 
@@ -161,7 +159,7 @@ class TypeMap:
         A plain dict is a partial renaming: labels it does not name are kept as they are.
         """
         if value is None:
-            return cls.default()
+            return DEFAULT_TYPE_MAP
         if isinstance(value, TypeMap):
             return value
         return cls(value, unknown="keep")
@@ -188,7 +186,8 @@ class TypeMap:
     def __contains__(self, label: str) -> bool:
         return label in self.mapping or _loose(label) in self._loose
 
-    def to_dict(self) -> dict[str, str | None]:
+    def as_dict(self) -> dict[str, str | None]:
+        """The label -> type entries (the format :meth:`from_json` reads)."""
         return dict(self.mapping)
 
     def __eq__(self, other: object) -> bool:
@@ -198,7 +197,13 @@ class TypeMap:
         return f"TypeMap({len(self.mapping)} labels, unknown={self.unknown!r})"
 
 
-DEFAULT_TYPE_MAP = TypeMap.default()
+#: biotag's own mapping (:data:`DEFAULT_LABELS`), strict about unknown labels.
+DEFAULT_TYPE_MAP = TypeMap(DEFAULT_LABELS)
+
+
+def default_type_map(*, unknown: str = "error") -> TypeMap:
+    """biotag's own mapping with the given policy for unknown labels."""
+    return DEFAULT_TYPE_MAP if unknown == DEFAULT_TYPE_MAP.unknown else TypeMap(DEFAULT_LABELS, unknown=unknown)
 
 
 def unify(label: str, type_map: TypeMap | Mapping[str, str | None] | None = None) -> str | None:
@@ -220,6 +225,7 @@ __all__ = [
     "DEFAULT_LABELS",
     "DEFAULT_TYPE_MAP",
     "TypeMap",
+    "default_type_map",
     "unify",
     "unified_types",
     "GENE",
