@@ -50,7 +50,61 @@ def make_tiny_encoder(directory: str | Path, *, seed: int = 0, max_positions: in
         intermediate_size=64,
         max_position_embeddings=max_positions,
         pad_token_id=0,
+        initializer_range=0.1,
     )
     torch.manual_seed(seed)
     BertModel(config).save_pretrained(directory)
     return directory
+
+
+CAPITALISED = ["Aspirin", "Insulin", "Kinase", "Alpha", "Beta", "BRCA", "TP53", "Mouse", "Human", "Blood"]
+LOWER = ["a", "of", "and", "in", "is", "was", "with", "to", "by", "cell", "gene", "protein", "dose", "mouse", "blood"]
+
+
+def toy_document(doc_id: str, rng, n_sentences: int = 3, entity_type: str = "Thing"):
+    """A document whose entities follow one contextual rule: a capitalised word right
+    after "the" is an entity; capitalised words elsewhere are not. Sentences and tokens
+    layers are filled, as a CoNLL reader would."""
+    from biotag.document import Document, Span
+
+    words: list[tuple[str, bool]] = []  # (word, is entity)
+    sentence_bounds = []
+    for _ in range(n_sentences):
+        start = len(words)
+        for _ in range(int(rng.integers(3, 7))):
+            roll = rng.random()
+            if roll < 0.3:
+                words += [("the", False), (str(rng.choice(CAPITALISED)), True)]
+            elif roll < 0.4:
+                words.append((str(rng.choice(CAPITALISED)), False))
+            elif roll < 0.6:
+                words += [("the", False), (str(rng.choice(LOWER)), False)]
+            else:
+                words.append((str(rng.choice(LOWER)), False))
+        words.append((".", False))
+        sentence_bounds.append((start, len(words)))
+    offsets, pos = [], 0
+    for w, _ in words:
+        offsets.append((pos, pos + len(w)))
+        pos += len(w) + 1
+    doc = Document(id=doc_id, text=" ".join(w for w, _ in words))
+    doc.tokens = [Span(a, b) for a, b in offsets]
+    doc.sentences = [Span(offsets[s][0], offsets[e - 1][1]) for s, e in sentence_bounds]
+    for (w, is_entity), (a, b) in zip(words, offsets):
+        if is_entity:
+            doc.add_entity(a, b, entity_type)
+    return doc
+
+
+def write_toy_corpus(folder: str | Path, *, n_train: int = 40, n_devel: int = 10, seed: int = 0) -> Path:
+    """A corpus folder (``train.jsonl``, ``devel.jsonl``) of :func:`toy_document`s."""
+    import numpy as np
+
+    from biotag.io import jsonl
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("devel", n_devel)):
+        jsonl.write([toy_document(f"{split}{i}", rng) for i in range(n)], folder / f"{split}.jsonl")
+    return folder

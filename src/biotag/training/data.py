@@ -1,0 +1,250 @@
+"""Training data: corpora -> sentence examples -> tokenized items -> epoch batch plans.
+
+An :class:`Example` is one sentence: its words, its gold entities as word spans and
+the mask of entity types its corpus annotates (a corpus that does not annotate genes
+says nothing about genes, so no loss is taken on them). Entity character spans are
+mapped to word spans by bisection over word offsets; an entity whose boundaries fall
+inside words is extended to the covering words, a discontinuous one to its covering
+span, one crossing a sentence end is cut there. :class:`AlignmentStats` counts each
+case so the training log can report them.
+
+:func:`epoch_batches` plans one epoch from ``(seed, epoch)`` alone: which items each
+corpus contributes (temperature sampling), their shuffled order and the length-bucketed
+batches. The plan is a pure function of that seed, which is what lets a resumed run
+replay exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from bisect import bisect_left, bisect_right
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from biotag.document import Document
+from biotag.errors import InputError
+from biotag.labels import LabelSchema, TokenSpan
+from biotag.text.subwords import SubwordBatch, SubwordEncoder, Window
+
+log = logging.getLogger(__name__)
+
+BATCHES_PER_BUCKET = 32  # batches whose items are sorted by length together
+
+
+@dataclass
+class AlignmentStats:
+    """How entity character spans were fitted onto words."""
+
+    entities: int = 0  # entities of the schema's types, as found in the documents
+    extended: int = 0  # a boundary fell inside a word: extended to the covering words
+    discontinuous: int = 0  # several fragments: trained as their covering span
+    cross_sentence: int = 0  # crossed a sentence end: cut at the end of its first sentence
+    no_words: int = 0  # covered no word at all: dropped
+    other_types: int = 0  # types the model does not predict: ignored
+    unknown_words: int = 0  # words with no sub-word, encoded as [UNK]
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class Example:
+    key: tuple[str, str, int]  # (corpus, document id, sentence index): unique unit key
+    corpus: int  # index into the config's corpora
+    words: list[str]
+    spans: list[TokenSpan]  # gold word spans of the schema's types
+    type_mask: np.ndarray  # bool [n_types]: types the example's corpus annotates
+
+
+@dataclass(slots=True)
+class Corpus:
+    name: str
+    types: tuple[str, ...]  # types it annotates, in schema terms
+    train: list[Document] = field(default_factory=list)
+    devel: list[Document] = field(default_factory=list)
+
+
+# -- reading corpora ---------------------------------------------------------------
+def load_corpus(name: str, train_split: str, devel_split: str, unify_types: bool) -> Corpus:
+    """A corpus from the registry by name, or from a folder of ``<split>.*`` files."""
+    path = Path(name)
+    if path.is_dir():
+        train, devel = (_read_split_file(path, split) for split in (train_split, devel_split))
+        labels = sorted({e.type for doc in train for e in doc.entities})
+    else:
+        from biotag.corpora import get_corpus, read_corpus
+
+        labels = list(get_corpus(name).types)
+        train, devel = (list(read_corpus(name, split)) for split in (train_split, devel_split))
+    if unify_types:
+        from biotag.entity_types import TypeMap
+
+        tmap = TypeMap.default(unknown="keep")
+        train, devel = ([_unified(doc, tmap) for doc in docs] for docs in (train, devel))
+        types = tuple(dict.fromkeys(t for t in map(tmap.unify, labels) if t is not None))
+    else:
+        types = tuple(labels)
+    return Corpus(name, types, train, devel)
+
+
+def _read_split_file(folder: Path, split: str) -> list[Document]:
+    from biotag import io
+
+    candidates = sorted(p for p in folder.glob(f"{split}.*") if p.is_file())
+    if not candidates:
+        raise InputError(f"no {split}.* file in the corpus folder", path=str(folder), field="corpora")
+    return list(io.read(candidates[0]))
+
+
+def _unified(doc: Document, tmap) -> Document:
+    """The document with entity types mapped onto unified types (unmapped ones dropped)."""
+    unified = ((e, tmap.unify(e.type)) for e in doc.entities)
+    doc.entities = [dataclasses.replace(e, type=t) for e, t in unified if t is not None]
+    return doc
+
+
+# -- documents -> sentence examples --------------------------------------------------
+def sentence_word_offsets(doc: Document) -> list[list[tuple[int, int]]]:
+    """Word character offsets per sentence: the document's own ``sentences``/``tokens``
+    layers when it has both (CoNLL readers fill them), else biotag's segmenter's."""
+    if doc.sentences is None or doc.tokens is None:
+        from biotag.text.segment import segment, sentence_words
+
+        segment(doc)
+        return sentence_words(doc)
+    tokens = sorted((t.start, t.end) for t in doc.tokens)
+    starts = [a for a, _ in tokens]
+    out = []
+    for s in doc.sentences:
+        lo, hi = bisect_left(starts, s.start), bisect_left(starts, s.end)
+        out.append([t for t in tokens[lo:hi] if t[1] <= s.end])
+    return out
+
+
+def document_examples(
+    doc: Document, corpus_index: int, corpus_name: str, schema: LabelSchema, annotated: Sequence[str], stats: AlignmentStats
+) -> list[Example]:
+    """One example per non-empty sentence of ``doc``."""
+    sentences = sentence_word_offsets(doc)
+    flat = [(si, wi, a, b) for si, ws in enumerate(sentences) for wi, (a, b) in enumerate(ws)]
+    starts = [a for _, _, a, _ in flat]
+    ends = [b for _, _, _, b in flat]
+    spans: list[list[TokenSpan]] = [[] for _ in sentences]
+    for entity in doc.entities:
+        if entity.type not in schema.types:
+            stats.other_types += 1
+            continue
+        stats.entities += 1
+        stats.discontinuous += entity.is_discontinuous
+        first, stop = bisect_right(ends, entity.start), bisect_left(starts, entity.end)
+        if first >= stop:
+            stats.no_words += 1
+            continue
+        stats.extended += starts[first] != entity.start or ends[stop - 1] != entity.end
+        sentence, start_word = flat[first][0], flat[first][1]
+        if flat[stop - 1][0] != sentence:
+            stats.cross_sentence += 1
+            end_word = len(sentences[sentence])
+        else:
+            end_word = flat[stop - 1][1] + 1
+        spans[sentence].append(TokenSpan(start_word, end_word, entity.type))
+    mask = np.array([t in annotated for t in schema.types], dtype=bool)
+    return [
+        Example((corpus_name, doc.id, si), corpus_index, [doc.text[a:b] for a, b in ws], sorted(set(spans[si])), mask)
+        for si, ws in enumerate(sentences)
+        if ws
+    ]
+
+
+def corpus_examples(
+    docs: Iterable[Document], corpus_index: int, corpus: Corpus, schema: LabelSchema, stats: AlignmentStats
+) -> list[Example]:
+    out: list[Example] = []
+    for doc in docs:
+        out.extend(document_examples(doc, corpus_index, corpus.name, schema, corpus.types, stats))
+    return out
+
+
+# -- examples -> tokenized training items ---------------------------------------------
+@dataclass(slots=True)
+class TrainItem:
+    window: Window
+    labels: np.ndarray  # gold label ids of the words the window owns
+    type_mask: np.ndarray  # bool [n_types]
+    corpus: int
+
+
+@dataclass(slots=True)
+class TrainBatch:
+    subwords: SubwordBatch
+    labels: np.ndarray  # [n_words] (bio) or [n_words, n_types] (multilabel)
+    type_mask: np.ndarray  # bool [n_words, n_types]
+
+
+def training_items(
+    examples: Sequence[Example], encoder: SubwordEncoder, schema: LabelSchema, stats: AlignmentStats
+) -> list[TrainItem]:
+    encoding = encoder.encode([e.words for e in examples])
+    stats.unknown_words += encoding.unknown_words
+    items = []
+    for window in encoding.windows:
+        example = examples[window.sequence]
+        labels = schema.encode(len(example.words), example.spans)[window.words]
+        items.append(TrainItem(window, labels, example.type_mask, example.corpus))
+    return items
+
+
+def collate_items(items: Sequence[TrainItem], encoder: SubwordEncoder) -> TrainBatch:
+    subwords = encoder.collate([it.window for it in items])
+    labels = np.concatenate([it.labels for it in items])
+    mask = np.concatenate([np.broadcast_to(it.type_mask, (len(it.labels), len(it.type_mask))) for it in items])
+    return TrainBatch(subwords, labels, mask)
+
+
+# -- epoch plans -----------------------------------------------------------------------
+def corpus_shares(sizes: Sequence[int], temperature: float) -> np.ndarray:
+    """Items each corpus gives an epoch of ``sum(sizes)`` items, ``∝ size ** temperature``
+    (largest-remainder rounding, so the shares add up exactly)."""
+    sizes = np.asarray(sizes, dtype=np.float64)
+    total = int(sizes.sum())
+    weights = np.where(sizes > 0, sizes**temperature, 0.0)
+    exact = weights / weights.sum() * total
+    shares = np.floor(exact).astype(np.int64)
+    for i in np.argsort(-(exact - shares), kind="stable")[: total - int(shares.sum())]:
+        shares[i] += 1
+    return shares
+
+
+def epoch_batches(
+    corpus_of_item: np.ndarray,
+    lengths: np.ndarray,
+    batch_size: int,
+    temperature: float,
+    seed: int,
+    epoch: int,
+) -> list[np.ndarray]:
+    """The batches (arrays of item indices) of one epoch, a pure function of its
+    arguments: sample each corpus' share, shuffle, sort buckets of
+    ``BATCHES_PER_BUCKET`` batches by length (less padding), cut, shuffle the batches."""
+    rng = np.random.default_rng([seed, epoch])
+    n_corpora = int(corpus_of_item.max()) + 1 if len(corpus_of_item) else 0
+    members = [np.flatnonzero(corpus_of_item == c) for c in range(n_corpora)]
+    shares = corpus_shares([len(m) for m in members], temperature)
+    chosen = []
+    for m, share in zip(members, shares):
+        full, rest = divmod(int(share), len(m)) if len(m) else (0, 0)
+        chosen.extend(m[rng.permutation(len(m))] for _ in range(full))  # oversampled: whole passes
+        chosen.append(m[rng.choice(len(m), size=rest, replace=False)] if rest else m[:0])
+    order = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+    order = order[rng.permutation(len(order))]
+    bucket = batch_size * BATCHES_PER_BUCKET
+    batches = []
+    for i in range(0, len(order), bucket):
+        part = order[i : i + bucket]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches.extend(part[j : j + batch_size] for j in range(0, len(part), batch_size))
+    return [batches[k] for k in rng.permutation(len(batches))]
