@@ -67,7 +67,7 @@ def _regions(doc: Document) -> list[tuple[int, int]]:
             )
         cuts.update((p.start, p.end))
     ordered = sorted(cuts)
-    return list(zip(ordered, ordered[1:]))
+    return list(zip(ordered[:-1], ordered[1:], strict=True))
 
 
 def _pieces(doc: Document) -> list[tuple[int, int]]:
@@ -78,7 +78,7 @@ def _pieces(doc: Document) -> list[tuple[int, int]]:
     for s, e in _checked_layer(doc, "sentences"):
         cuts.update((s, e))
     ordered = sorted(cuts)
-    return list(zip(ordered, ordered[1:]))
+    return list(zip(ordered[:-1], ordered[1:], strict=True))
 
 
 def _checked_layer(doc: Document, layer: str) -> list[tuple[int, int]]:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 
 from biotag.errors import InputError
+from biotag.text.words import check_region
 
 SentenceSpans = list[tuple[int, int]]
 
@@ -62,10 +63,10 @@ _NOT_SENTENCE_FINAL = ABBREVIATIONS | JOURNAL_ABBREVIATIONS
 LOWERCASE_CONTINUED = frozenset("gen nov spec comb fam ord incl conc".split())
 
 # Full stop/question/exclamation marks, closing quotes or brackets, then whitespace.
-_CANDIDATE = re.compile(r"""[.?!]+[)\]}"'”’»]*\s+""")
-_LINE_BREAK = re.compile(r"[ \t\f\v]*(?:\r\n|\r|\n)\s*")
 _OPENERS = "([{\"'“‘«"
 _CLOSERS = ")]}\"'”’»"
+_CANDIDATE = re.compile(rf"[.?!]+[{re.escape(_CLOSERS)}]*\s+")
+_LINE_BREAK = re.compile(r"[ \t\f\v]*(?:\r\n|\r|\n)\s*")
 _SENTENCE_FINAL = ".?!:"
 _LONGEST_WORD_LOOKED_AT = 40
 
@@ -78,10 +79,7 @@ def split_sentences(text: str, start: int = 0, end: int | None = None, *, max_ch
     sentence longer than that is cut at the last whitespace that keeps the piece within
     ``max_chars`` (at the limit itself when a piece has no whitespace).
     """
-    n = len(text)
-    end = n if end is None else end
-    if not (0 <= start <= end <= n):
-        raise InputError(f"region [{start}, {end}) is not inside the text (0..{n})", field="start" if not 0 <= start <= n else "end")
+    end = check_region(text, start, end)
     if max_chars is not None and max_chars < 1:
         raise InputError(f"max_chars must be at least 1, got {max_chars}", field="max_chars")
     spans: SentenceSpans = []

@@ -4,20 +4,26 @@ The sentence-level benchmarks in ``data/ner`` that come from the MTL-Bioinformat
 release (BC2GM, NCBI-disease, BC5CDR, LINNAEUS) cut text into maximal runs of letters
 and digits, and make every other non-space character a token of its own: ``IL-2`` is
 ``IL - 2``, ``(p53)`` is ``( p53 )``, ``5'-UTR`` is ``5 ' - UTR``, ``2.5`` is ``2 . 5``,
-``Na+/K+`` is ``Na + / K +``. :func:`word_spans` reproduces 100 % of their tokens.
+``Na+/K+`` is ``Na + / K +``. That rule alone reproduces every token of BC2GM,
+NCBI-disease and BC5CDR (LINNAEUS keeps a few symbol runs such as ``+/-`` whole).
 (JNLPBA and S800 keep hyphenated words whole; our words are a refinement of theirs, so
 their entity boundaries still fall on our word boundaries.)
 
 Our models predict one label per word, so every entity boundary must be a word boundary.
-With the rule above, 0.13 % of the mention boundaries of the document-level corpora
-(NCBI-disease, BC5CDR, BioRED, GNormPlus, S800, BioID, NLM-Gene) fall inside a word.
-Splitting letter/digit or lower/upper transitions everywhere would fix few of them and
-shatter many words (``BRCA1``, ``p53``, ``mRNA``: up to 1.5 % of all corpus tokens), so
-only three affixes that glue an entity to a modifier are split off, each rarely
-firing elsewhere: a protein-change suffix (``PTPN22R620W``, ``KrasG12D``, ``rtM204V``),
-a knockout suffix (``ARKO``, ``Wt1cKO``) and a deletion suffix (``CCR5Delta32``,
-``rDEN2Delta30``). What remains misaligned is mostly annotation quirks (mentions that
-end inside a word, ``disorde|r``, or glued words with missing spaces).
+With the rule above alone, 0.13 % of the mention boundaries of the document-level corpora
+(NCBI-disease, BC5CDR, BioRED, GNormPlus, S800, BioID, NLM-Gene) and 2.7 % of NLM-Chem's
+fall inside a word. Splitting letter/digit or lower/upper transitions everywhere would
+fix few of them and shatter many words (``BRCA1``, ``p53``, ``mRNA``: up to 1.5 % of all
+corpus tokens), so only four affixes that glue an entity to a modifier are split off,
+each rarely firing elsewhere: a protein-change suffix (``PTPN22R620W``, ``KrasG12D``,
+``rtM204V``), a knockout suffix (``ARKO``, ``Wt1cKO``), a deletion suffix
+(``CCR5Delta32``, ``rDEN2Delta30``) and amino-acid residues (``Ser326Cys``, ``Asn136``).
+That leaves 0.015 % (NCBI-disease), 0.026 % (BC5CDR), 0.044 % (BioRED), 0.048 %
+(GNormPlus), 0.027 % (S800), 0 % (BioID), 0.33 % (NLM-Gene) and 0.57 % (NLM-Chem)
+misaligned, mostly annotation quirks (mentions that end inside a word, ``disorde|r``;
+glued words with a missing space; ``CD4+CD11ahi`` cell-marker strings), while 99.96 %
+of the tokens of BC2GM, NCBI-disease and BC5CDR are still reproduced (the others are
+mutation tokens such as ``Arg95Stop``).
 
 Offsets are ``(start, end)`` pairs, ``end`` exclusive, into the text that was passed in.
 """
@@ -33,6 +39,7 @@ import numpy as np
 from biotag.errors import InputError
 
 WordSpans = list[tuple[int, int]]
+Pairs = Sequence[tuple[int, int]] | np.ndarray  # (start, end) pairs, or an (n, 2) array
 
 # A run of letters/digits (any script; underscore excluded because the corpora split it
 # off), or any single other non-space character.
@@ -42,22 +49,29 @@ _WORD = re.compile(r"[^\W_]+|\S")
 # consumes the character before the split point, so the split is at ``match.end()``;
 # ``(?![^\W_])`` means "at the end of the letter/digit run".
 _AMINO_ACID = "ACDEFGHIKLMNPQRSTVWY"
+_AMINO_ACID_3 = "Ala|Arg|Asn|Asp|Cys|Gln|Glu|Gly|His|Ile|Leu|Lys|Met|Phe|Pro|Ser|Thr|Trp|Tyr|Val"
 _INNER_SPLIT = re.compile(
     # gene + protein change: PTPN22|R620W, Kras|G12D, rt|M204V (not MCF10A: needs a
     # lowercase letter or a digit before the change, and two or more digits in it)
     rf"[a-z0-9](?=[{_AMINO_ACID}]\d{{2,}}[{_AMINO_ACID}](?![^\W_]))"
+    # amino-acid residues, chemicals in NLM-Chem: Ser|326|Cys, Asn|136, Arg|95|Ter (not
+    # Valine2, nor the mouse gene Trp53)
+    rf"|(?<![^\W_])(?!Trp53(?!\d))(?:{_AMINO_ACID_3})(?=\d)|\d(?=(?:{_AMINO_ACID_3}|Ter|Stop)(?![^\W_]))"
     # gene + knockout: AR|KO, STAT6|KO, Wt1|cKO (two characters before, so RKO stays whole)
-    r"|(?<=[^\W_])[^\W_](?=c?KO(?![^\W_]))"
+    r"|(?<=[^\W_])[^\W_](?<!c)(?=c?KO(?![^\W_]))"
     # gene + deletion: CCR5|Delta32, rDEN2|Delta30, VV|DeltaK3L (not PKCdelta)
     r"|[0-9A-Z](?=Delta)|[0-9](?=delta)"
 )
 
 
-def _check_region(text: str, start: int, end: int | None) -> int:
+def check_region(text: str, start: int, end: int | None) -> int:
+    """The region's end (``len(text)`` for ``None``); raises InputError naming the bad bound
+    when ``[start, end)`` is not inside the text."""
     n = len(text)
     end = n if end is None else end
     if not (0 <= start <= end <= n):
-        raise InputError(f"region [{start}, {end}) is not inside the text (0..{n})", field="start" if not 0 <= start <= n else "end")
+        bad = "start" if not 0 <= start <= n else "end"
+        raise InputError(f"region [{start}, {end}) is not inside the text (0..{n})", field=bad)
     return end
 
 
@@ -68,7 +82,7 @@ def word_spans(text: str, start: int = 0, end: int | None = None) -> WordSpans:
     ``start`` or ``end`` is cut there; every non-space character of the region lies in
     exactly one word.
     """
-    end = _check_region(text, start, end)
+    end = check_region(text, start, end)
     region = text if (start == 0 and end == len(text)) else text[start:end]
     spans = [m.span() for m in _WORD.finditer(region)]
     splits = [m.end() for m in _INNER_SPLIT.finditer(region)]
@@ -129,7 +143,7 @@ def word_span_to_char_span(word_offsets: Sequence[tuple[int, int]], i: int, j: i
     return word_offsets[i][0], word_offsets[j - 1][1]
 
 
-def char_spans_to_word_spans(word_offsets: Sequence[tuple[int, int]] | np.ndarray, spans: Sequence[tuple[int, int]] | np.ndarray) -> np.ndarray:
+def char_spans_to_word_spans(word_offsets: Pairs, spans: Pairs) -> np.ndarray:
     """:func:`char_span_to_word_span` for many spans at once: an ``(m, 2)`` int array of
     ``(i, j)``; rows with ``i == j`` are spans that cover no word."""
     offsets = _as_pairs(word_offsets)
@@ -140,7 +154,7 @@ def char_spans_to_word_spans(word_offsets: Sequence[tuple[int, int]] | np.ndarra
     return np.stack([i, j], axis=1)
 
 
-def word_spans_to_char_spans(word_offsets: Sequence[tuple[int, int]] | np.ndarray, spans: Sequence[tuple[int, int]] | np.ndarray) -> np.ndarray:
+def word_spans_to_char_spans(word_offsets: Pairs, spans: Pairs) -> np.ndarray:
     """:func:`word_span_to_char_span` for many word spans at once: an ``(m, 2)`` int array."""
     offsets = _as_pairs(word_offsets)
     queries = _as_pairs(spans)
@@ -152,7 +166,7 @@ def word_spans_to_char_spans(word_offsets: Sequence[tuple[int, int]] | np.ndarra
     return np.stack([offsets[queries[:, 0], 0], offsets[queries[:, 1] - 1, 1]], axis=1)
 
 
-def _as_pairs(values: Sequence[tuple[int, int]] | np.ndarray) -> np.ndarray:
+def _as_pairs(values: Pairs) -> np.ndarray:
     return np.asarray(values, dtype=np.int64).reshape(-1, 2)
 
 
