@@ -174,8 +174,8 @@ def test_writer_formats_documents_from_other_sources(tmp_path):
     out = tmp_path / "out.pubtator"
     pubtator.write([doc], out)
     assert out.read_text().splitlines() == [
-        "PMC1|t|Aspirin and fever",
-        "PMC1|a|Aspirin lowers fever.",
+        "PMC1|t|Aspirin\tand fever",
+        "PMC1|a|Aspirin lowers fever.",  # the line break became a space
         "PMC1\t0\t7\tAspirin\tChemical\tMESH:D001241",
         "PMC1\t12\t17\tfever\tDisease\tMESH:D005334,HP:0001945",
         "PMC1\t18\t25\tAspirin\tChemical",
@@ -187,6 +187,14 @@ def test_writer_formats_documents_from_other_sources(tmp_path):
     assert [e.links for e in again.entities] == [e.links for e in doc.entities]
     assert [a.entity_id for a in again.relations[0].arguments] == ["T1", "T2"]
     assert [a.concept for a in again.relations[1].arguments] == ["MESH:D001241", "MESH:D005334"]
+
+
+def test_writer_turns_tabs_into_spaces_only_where_a_mention_covers_them():
+    doc = Document("1", "IL\t2 gene")
+    doc.add_entity(0, 4, "Gene")
+    buffer = io.StringIO()
+    pubtator.write([doc], buffer)
+    assert buffer.getvalue() == "1|t|IL 2 gene\n1|a|\n1\t0\t4\tIL 2\tGene\n\n"
 
 
 def test_writer_regenerates_ids_when_links_were_changed(tmp_path):

@@ -63,8 +63,9 @@ arguments (``attributes["pubtator_args"]``) are kept; the writer writes them bac
 long as they still describe the links / arguments, and formats links and concepts
 itself otherwise. The writer ends every document with a blank line and writes ``\\n``
 line breaks unless ``newline="\\r\\n"``; a file in that layout is reproduced byte for
-byte. Tabs and line breaks inside a text cannot be written and become spaces (offsets
-do not move); a discontinuous entity is written as its covering span.
+byte. Line breaks inside a text (and tabs inside a mention) cannot be written and
+become spaces, so offsets do not move; a discontinuous entity is written as its
+covering span.
 """
 
 from __future__ import annotations
@@ -294,7 +295,7 @@ class _BlockParser:
         if abstract_header[0] != pmid:
             raise self.error(f"abstract line has PMID {abstract_header[0]!r}, title line {pmid!r}", second_line, pmid, "pmid")
         doc = Document.from_passages(pmid, [("title", title), ("abstract", abstract_header[2])])
-        index: dict[str, str] | None = None
+        relation_lines: list[tuple[int, list[str]]] = []
         for number, line in block[2:]:
             columns = line.split("\t")
             if columns[0] != pmid:
@@ -302,9 +303,11 @@ class _BlockParser:
             if len(columns) >= 2 and _NUMBER.match(columns[1]):
                 doc.entities.append(self._mention(columns, number, doc))
             else:
-                if index is None:
-                    index = _concept_index(doc.entities, self.ontologies)
-                doc.relations.append(self._relation(columns, number, doc, index))
+                relation_lines.append((number, columns))
+        # relations are resolved against all the mentions, wherever their lines are
+        index = _concept_index(doc.entities, self.ontologies) if relation_lines else {}
+        for number, columns in relation_lines:
+            doc.relations.append(self._relation(columns, number, doc, index))
         return doc
 
     def _offset(self, value: str, number: int, pmid: str, field: str) -> int:
@@ -384,6 +387,7 @@ class _BlockParser:
 
 # -- writing --------------------------------------------------------------------------
 _UNWRITABLE = re.compile(r"[\t\r\n]")
+_LINE_BREAK = re.compile(r"[\r\n]")
 
 
 def write(
@@ -419,16 +423,17 @@ def _document_lines(doc: Document, wanted: frozenset[str] | None, ontologies: Ma
     pmid = _check_field(doc, doc.id, "id", "document id")
     if "|" in pmid:
         raise FormatError(f"document id {pmid!r} holds '|', which PubTator uses as separator", document=doc.id, field="id")
-    text = _UNWRITABLE.sub(" ", doc.text)
+    text = _LINE_BREAK.sub(" ", doc.text)
+    entities = [e for e in doc.entities if wanted is None or e.type in wanted]
+    if any("\t" in text[e.start : e.end] and _raw_mention_text(e) is None for e in entities):  # it would cut a mention line
+        text = text.replace("\t", " ")
     if text != doc.text:
-        log.debug("document %s: tabs and line breaks written as spaces", doc.id)
+        log.debug("document %s: line breaks (and tabs inside mentions) written as spaces", doc.id)
     cut = _title_end(doc, text)
     lines = [f"{pmid}|t|{text[:cut]}", f"{pmid}|a|{text[cut + 1:]}"]
     written_ids: dict[str, str] = {}  # entity id -> the T<n> the reader will give it
     discontinuous = 0
-    for entity in doc.entities:
-        if wanted is not None and entity.type not in wanted:
-            continue
+    for entity in entities:
         discontinuous += entity.is_discontinuous
         written_ids[entity.id] = f"T{len(written_ids) + 1}"
         lines.append(_mention_line(doc, pmid, entity, text, ontologies))
@@ -458,10 +463,16 @@ def _title_end(doc: Document, text: str) -> int:
     return newline if newline >= 0 else len(text)
 
 
+def _raw_mention_text(entity: Entity) -> str | None:
+    """The mention text as a PubTator file gave it, when it differed from the document."""
+    raw = entity.attributes.get("pubtator_text")
+    return raw if isinstance(raw, str) and not _UNWRITABLE.search(raw) else None
+
+
 def _mention_line(doc: Document, pmid: str, entity: Entity, text: str, ontologies: Mapping[str, str]) -> str:
     start, end = entity.start, entity.end
-    written = entity.attributes.get("pubtator_text")
-    if not isinstance(written, str) or _UNWRITABLE.search(written):
+    written = _raw_mention_text(entity)
+    if written is None:
         written = text[start:end]
     columns = [pmid, str(start), str(end), written, _check_field(doc, entity.type, "entities.type", f"entity {entity.id}: type")]
     try:
