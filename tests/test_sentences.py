@@ -219,6 +219,22 @@ def test_inconsistent_layers_raise_naming_document_and_field():
     assert err.value.document == "d9" and err.value.field == "passages"
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.lists(sentence_texts, min_size=1, max_size=4), st.sampled_from([" ", "", "\n"]))
+def test_segment_layers_nest_in_passages_and_cover_the_text(parts, sep):
+    doc = Document.from_passages("d", [("p", part) for part in parts], sep=sep)
+    segment(doc)
+    sentence_spans = [(s.start, s.end) for s in doc.sentences]
+    assert_well_formed(doc.text, sentence_spans)
+    for s, e in sentence_spans:  # never across a passage boundary
+        assert all(e <= p.start or s >= p.end or (p.start <= s and e <= p.end) for p in doc.passages)
+    grouped = sentence_words(doc)
+    assert [w for sentence in grouped for w in sentence] == [(t.start, t.end) for t in doc.tokens]
+    for (s, e), sentence in zip(sentence_spans, grouped, strict=True):
+        assert all(s <= a < b <= e for a, b in sentence)
+        assert [i for a, b in sentence for i in range(a, b)] == [i for i in range(s, e) if not doc.text[i].isspace()]
+
+
 def test_max_chars_reaches_segment():
     doc = Document("d10", "alpha beta gamma delta")
     segment(doc, max_chars=11)

@@ -9,8 +9,10 @@ it, trimmed of whitespace. It breaks
 * at ``.``, ``?`` or ``!`` (possibly repeated, possibly followed by closing quotes or
   brackets) followed by whitespace, when the next sentence starts with an uppercase
   letter, an opening bracket or a quote; after a full stop, not when the word before it
-  is an abbreviation (``e.g.``, ``et al.``, ``Fig.``, ``spp.``, ``Ph.D.``...) or a
-  single capital initial (``J. Smith``);
+  is an abbreviation (``e.g.``, ``et al.``, ``Fig.``, ``spp.``, ``Ph.D.``, ``J. Biol.
+  Chem.``...), a single-letter initial (``J. Smith``, ``p. Glu104X``) or a list number
+  opening the sentence (``4. Blood pressure``). A capital after a lowercase word
+  (``hepatitis B. The``) and a lowercase unit after a number (``24 h. In``) do end one;
 * before a lowercase letter only after a plain word (``...deficiency. beta-Glucuronidase``:
   gene and chemical names may start a sentence in lowercase), never after an
   abbreviation-like word (``approx. two``, ``E. coli``, ``i.v. injection``); and before a
@@ -62,13 +64,24 @@ _NOT_SENTENCE_FINAL = ABBREVIATIONS | JOURNAL_ABBREVIATIONS
 # are continued when a lowercase word follows them ("gen. nov.", "nov. spec.").
 LOWERCASE_CONTINUED = frozenset("gen nov spec comb fam ord incl conc".split())
 
-# Full stop/question/exclamation marks, closing quotes or brackets, then whitespace.
 _OPENERS = "([{\"'“‘«"
 _CLOSERS = ")]}\"'”’»"
+# Full stop/question/exclamation marks, closing quotes or brackets, then whitespace.
 _CANDIDATE = re.compile(rf"[.?!]+[{re.escape(_CLOSERS)}]*\s+")
 _LINE_BREAK = re.compile(r"[ \t\f\v]*(?:\r\n|\r|\n)\s*")
 _SENTENCE_FINAL = ".?!:"
 _LONGEST_WORD_LOOKED_AT = 40
+
+# A list item number or section numeral that opens a sentence.
+_ENUMERATOR = re.compile(r"\d{1,3}|[IVX]{1,4}")
+
+# A number that can start a sentence: a list number ("2. The"), a count ("25 patients"),
+# a name ("17beta-Estradiol", "5-HTP"), unlike the second half of a decimal broken by a
+# stray space ("than. 005)", "interval. 04-. 28").
+_NUMBERED_OR_COUNT = re.compile(r"\d+(?:\.\s|\s+[^\W\d_]|-?[^\W\d_])")
+
+# The next initial of a name ("R. D. Klausner").
+_INITIAL = re.compile(r"\s+[A-Z]\.")
 
 
 def split_sentences(text: str, start: int = 0, end: int | None = None, *, max_chars: int | None = None) -> SentenceSpans:
@@ -141,14 +154,6 @@ def _is_boundary(text: str, punct: int, next_start: int, sentence_start: int, en
     return False
 
 
-# A list item number or section numeral that opens a sentence.
-_ENUMERATOR = re.compile(r"\d{1,3}|[IVX]{1,4}")
-
-# A number that can start a sentence: a list number ("2. The"), a count ("25 patients"),
-# a name ("17beta-Estradiol", "5-HTP"), unlike the second half of a decimal broken by a
-# stray space ("than. 005)", "interval. 04-. 28").
-_NUMBERED_OR_COUNT = re.compile(r"\d+(?:\.\s|\s+[^\W\d_]|-?[^\W\d_])")
-
 
 def _word_start(text: str, punct: int, sentence_start: int) -> int:
     """Start of the whitespace-delimited word that ends at ``punct``."""
@@ -158,8 +163,6 @@ def _word_start(text: str, punct: int, sentence_start: int) -> int:
         i -= 1
     return i
 
-
-_INITIAL = re.compile(r"\s+[A-Z]\.")
 
 
 def _is_abbreviating_letter(text: str, word_start: int, punct: int, word: str, sentence_start: int, end: int) -> bool:
