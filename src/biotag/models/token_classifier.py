@@ -67,6 +67,7 @@ class TokenClassifier(torch.nn.Module):
         self.encoder = SubwordEncoder(tokenizer, max_length=max_length, stride=stride)
         self.encoder_name = encoder_name
         self.card: dict[str, Any] = dict(card or {})
+        self.eval()  # like Hugging Face models: inference mode until a trainer says otherwise
 
     @property
     def max_length(self) -> int:
