@@ -81,6 +81,13 @@ def test_jsonl_wrong_encoding_names_the_line(tmp_path):
     assert (errors[0].line, errors[0].field) == (2, "encoding")
 
 
+def test_missing_file_is_an_input_error_naming_the_path(tmp_path):
+    missing = tmp_path / "missing.jsonl"
+    with pytest.raises(InputError) as info:
+        list(jsonl.read(missing))
+    assert info.value.path == str(missing)
+
+
 # -- text -------------------------------------------------------------------------
 ARTICLE = "Title line\r\n\r\n  First paragraph,\nstill first.  \n \t \nSecond paragraph.\n"
 

@@ -318,12 +318,8 @@ class _BlockParser:
     def _mention(self, columns: list[str], number: int, doc: Document) -> Entity:
         pmid = doc.id
         if len(columns) < 5:
-            raise self.error(
-                f"a mention line needs at least 5 TAB-separated fields (PMID, start, end, text, type), found {len(columns)}",
-                number,
-                pmid,
-                "fields",
-            )
+            problem = f"a mention line needs at least 5 TAB-separated fields (PMID, start, end, text, type), found {len(columns)}"
+            raise self.error(problem, number, pmid, "fields")
         start = self._offset(columns[1], number, pmid, "start")
         end = self._offset(columns[2], number, pmid, "end")
         if start >= end:
@@ -347,26 +343,14 @@ class _BlockParser:
                 attributes["taxa"] = taxa
         if len(columns) >= 7:
             attributes["pubtator_extra"] = columns[6:]
-        return Entity(
-            id=f"T{len(doc.entities) + 1}",
-            type=entity_type,
-            spans=[Span(start, end)],
-            text=actual,
-            source=self.source,
-            links=links,
-            attributes=attributes,
-        )
+        entity_id = f"T{len(doc.entities) + 1}"
+        return Entity(entity_id, entity_type, [Span(start, end)], actual, source=self.source, links=links, attributes=attributes)
 
     def _relation(self, columns: list[str], number: int, doc: Document, index: Mapping[str, str]) -> Relation:
         pmid = doc.id
         if len(columns) < 4:
-            raise self.error(
-                "expected a mention line (PMID, start, end, text, type[, ids]) or a relation line "
-                f"(PMID, type, id1, id2), found {len(columns)} TAB-separated fields",
-                number,
-                pmid,
-                "fields",
-            )
+            problem = "expected a mention line (PMID, start, end, text, type[, ids]) or a relation line (PMID, type, id1, id2)"
+            raise self.error(f"{problem}, found {len(columns)} TAB-separated fields", number, pmid, "fields")
         relation_type, raw_arguments = columns[1], columns[2:4]
         if not relation_type.strip():
             raise self.error("empty relation type", number, pmid, "type")
@@ -376,13 +360,8 @@ class _BlockParser:
         attributes: dict = {"pubtator_args": raw_arguments}
         if len(columns) > 4:
             attributes["pubtator_extra"] = columns[4:]
-        return Relation(
-            id=f"R{len(doc.relations) + 1}",
-            type=relation_type,
-            arguments=[_resolve_argument(role, raw, entity_ids, index) for role, raw in zip(ROLES, raw_arguments)],
-            source=self.source,
-            attributes=attributes,
-        )
+        arguments = [_resolve_argument(role, raw, entity_ids, index) for role, raw in zip(ROLES, raw_arguments)]
+        return Relation(f"R{len(doc.relations) + 1}", relation_type, arguments, source=self.source, attributes=attributes)
 
 
 # -- writing --------------------------------------------------------------------------
@@ -509,14 +488,12 @@ def _relation_line(
     doc: Document, pmid: str, relation: Relation, written_ids: Mapping[str, str], index: Mapping[str, str]
 ) -> str | None:
     if len(relation.arguments) != 2:
-        raise FormatError(
-            f"relation {relation.id} has {len(relation.arguments)} arguments; PubTator relations have 2",
-            document=doc.id,
-            field="relations.arguments",
-        )
+        problem = f"relation {relation.id} has {len(relation.arguments)} arguments; PubTator relations have 2"
+        raise FormatError(problem, document=doc.id, field="relations.arguments")
     relation_type = _check_field(doc, relation.type, "relations.type", f"relation {relation.id}: type")
     if _NUMBER.match(relation_type):
-        raise FormatError(f"relation {relation.id}: type {relation_type!r} would read as a mention offset", document=doc.id, field="relations.type")
+        problem = f"relation {relation.id}: type {relation_type!r} would read as a mention offset"
+        raise FormatError(problem, document=doc.id, field="relations.type")
     if any(a.entity_id is not None and a.entity_id not in written_ids for a in relation.arguments):
         return None
     extra = _extra_columns(doc, relation.attributes, f"relation {relation.id}")
