@@ -14,8 +14,9 @@ only to locate errors.
 Mapping
     * Document text: every passage's text placed at its ``offset`` (BioC offsets are
       document-wide); gaps before or between passages are filled with spaces so that every
-      offset stays true. A passage holding sentences instead of text is rebuilt the same way
-      from its sentences, whose spans become ``Document.sentences``.
+      offset stays true (unless the document infon ``biotag_gaps`` gives the text there, see
+      below). A passage holding sentences instead of text is rebuilt the same way from its
+      sentences, whose spans become ``Document.sentences``.
     * Passage: infon ``type`` -> ``Passage.type`` (``"passage"`` when absent); the other
       infons -> ``Passage.attributes``.
     * Annotation -> Entity: ``id``, infon ``type``, one span per ``location`` (several
@@ -35,11 +36,11 @@ Mapping
 Writing is the inverse, one passage element per Document passage (a document without
 passages gets one ``"text"`` passage). Where the plain BioC conventions cannot say exactly
 what the Document holds, a ``biotag_``-prefixed infon keeps it, so Document -> BioC ->
-Document is lossless: ``biotag_links`` (links with names, scores or ids the
-``identifier`` syntax would split) and ``biotag_concept_roles`` (which relation infons are
-concept arguments, when their keys are not recognisable). Not kept: text outside every
-passage (BioC has none; an entity there is an error), ``Document.sentences``/``tokens``
-and ``errors``.
+Document is lossless: ``biotag_gaps`` (``[[offset, text]...]``, the document text outside
+every passage where it is not just spaces, e.g. ``"\n\n"`` between paragraphs),
+``biotag_links`` (links with names, scores or ids the ``identifier`` syntax would split)
+and ``biotag_concept_roles`` (which relation infons are concept arguments, when their keys
+are not recognisable). Not kept: ``Document.sentences``/``tokens`` and ``errors``.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ IDENTIFIER_KEY = "identifier"
 # infons named after one ontology: BC5CDR writes MESH, GNormPlus writes "NCBI Gene"
 ONTOLOGY_KEYS = {"MESH": "MESH", "NCBI Gene": "NCBIGene"}
 LINKS_KEY = "biotag_links"
+GAPS_KEY = "biotag_gaps"
 CONCEPT_ROLES_KEY = "biotag_concept_roles"
 RELATION_TYPE_KEYS = ("type", "relation")
 STANDARD_CONCEPT_ROLES = frozenset({"entity1", "entity2", "role1", "role2"})
@@ -186,9 +188,10 @@ def _fresh_id(prefix: str, used: set[str]) -> str:
 class _Builder:
     """Collects one BioC document's passages, then its annotations and relations."""
 
-    def __init__(self, where: _Where, check_text: bool) -> None:
+    def __init__(self, where: _Where, check_text: bool, gaps: list[tuple[int, str]]) -> None:
         self.where = where
         self.check_text = check_text
+        self.gaps = gaps  # text outside the passages, placed in offset order with them
         self.pieces: list[str] = []
         self.length = 0
         self.passages: list[Passage] = []
@@ -196,7 +199,16 @@ class _Builder:
         self.annotations: list[dict] = []
         self.relations: list[dict] = []
 
-    def place(self, offset: int, text: str, field: str, item: dict) -> None:
+    def place(self, offset: int, text: str, field: str, item: dict | None) -> None:
+        while self.gaps and self.gaps[0][0] < offset:
+            self._place(*self.gaps.pop(0), f"document.infons.{GAPS_KEY}", None)
+        self._place(offset, text, field, item)
+
+    def place_remaining_gaps(self) -> None:
+        for gap_offset, gap_text in self.gaps:
+            self._place(gap_offset, gap_text, f"document.infons.{GAPS_KEY}", None)
+
+    def _place(self, offset: int, text: str, field: str, item: dict | None) -> None:
         if offset < self.length:
             raise self.where.error(f"offset {offset} overlaps the text before it, which ends at {self.length}", field, item)
         self.pieces.append(GAP_FILL * (offset - self.length))
@@ -306,6 +318,15 @@ class _Builder:
         return Relation(relation_id, rtype, arguments, _score(infons), _source(infons), infons)
 
 
+def _gaps(value: Any, where: _Where) -> list[tuple[int, str]]:
+    ok = isinstance(value, list) and all(
+        isinstance(g, list) and len(g) == 2 and type(g[0]) is int and g[0] >= 0 and isinstance(g[1], str) for g in value
+    )
+    if not ok:
+        raise where.error(f"infon {GAPS_KEY!r} must be a list of [offset, text] pairs", f"document.infons.{GAPS_KEY}")
+    return sorted((offset, text) for offset, text in value)
+
+
 def document_from_bioc(raw: Any, *, path: str | None, line: int | None = None, check_text: bool = True) -> Document:
     """A validated Document from one BioC document in the JSON layout (see the module
     docstring); bad input raises a FormatError naming path, line, document and field."""
@@ -319,9 +340,10 @@ def document_from_bioc(raw: Any, *, path: str | None, line: int | None = None, c
     for key, value in raw.items():
         if key not in _DOCUMENT_KEYS:
             metadata.setdefault(key, value)
-    builder = _Builder(where, check_text)
+    builder = _Builder(where, check_text, _gaps(metadata.pop(GAPS_KEY, []), where))
     for passage in _as_list(raw, "passages", "document.passages", where):
         builder.add_passage(passage)
+    builder.place_remaining_gaps()
     builder.relations += _as_list(raw, "relations", "document.relations", where)
     text = "".join(builder.pieces)
     entities: list[Entity] = []
@@ -365,13 +387,17 @@ def _passages_for_writing(doc: Document) -> list[Passage]:
     return passages
 
 
-def _rebuilt_text(doc: Document, passages: list[Passage]) -> str:
-    """The text a BioC reader rebuilds from the passages (gaps as spaces)."""
-    out, end = [], 0
+def _gaps_for_writing(doc: Document, passages: list[Passage]) -> list[list]:
+    """The text outside the passages that a reader would not give back: gaps that are not
+    just spaces, and any text after the last passage (a reader's text ends there)."""
+    gaps, end = [], 0
     for p in passages:
-        out.append(GAP_FILL * (p.start - end) + doc.text[p.start : p.end])
+        if doc.text[end : p.start].strip(GAP_FILL):
+            gaps.append([end, doc.text[end : p.start]])
         end = p.end
-    return "".join(out)
+    if end < len(doc.text):
+        gaps.append([end, doc.text[end:]])
+    return gaps
 
 
 def _set_score_and_source(infons: dict[str, Any], item: Entity | Relation) -> None:
@@ -427,21 +453,18 @@ def document_to_bioc(doc: Document) -> dict[str, Any]:
     """One BioC document in the JSON layout (infon values may be any JSON value; the XML
     writer encodes the non-string ones)."""
     passages = _passages_for_writing(doc)
-    rebuilt = _rebuilt_text(doc, passages)
     starts = [p.start for p in passages]
     per_passage: list[list[dict]] = [[] for _ in passages]
     for entity in doc.entities:
-        if any(rebuilt[s.start : s.end] != doc.text[s.start : s.end] for s in entity.spans):
-            raise ValidationError(
-                f"entity {entity.id} lies outside the passages; BioC keeps only passage text",
-                document=doc.id,
-                field="entities.spans",
-            )
         per_passage[max(0, bisect_right(starts, entity.start) - 1)].append(_entity_to_bioc(entity))
     entity_types = {e.type for e in doc.entities}
+    infons = {k: v for k, v in doc.metadata.items() if k != GAPS_KEY}
+    gaps = _gaps_for_writing(doc, passages)
+    if gaps:
+        infons[GAPS_KEY] = gaps
     return {
         "id": doc.id,
-        "infons": dict(doc.metadata),
+        "infons": infons,
         "passages": [
             {
                 "offset": p.start,

@@ -51,6 +51,9 @@ def iter_events(source: XmlSource, events: tuple[str, ...] = ("start", "end")) -
             yield from parser
         except etree.XMLSyntaxError as exc:
             line = exc.position[0] if exc.position else exc.lineno
+            if "encoding" in exc.msg or "UTF-8" in exc.msg:
+                message = f"{exc.msg} (is the file in another encoding than it declares?)"
+                raise FormatError(message, path=name, line=line or None, field="encoding") from None
             raise FormatError(f"malformed XML: {exc.msg}", path=name, line=line or None, field="xml") from None
         except (etree.LxmlError, ValueError) as exc:  # e.g. an unsupported encoding declaration
             raise FormatError(f"malformed XML: {exc}", path=name, field="xml") from None
