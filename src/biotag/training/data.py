@@ -16,8 +16,8 @@ replay exactly the batches an uninterrupted one would.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
+import zlib
 from bisect import bisect_left, bisect_right
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +28,7 @@ import numpy as np
 from biotag.document import Document
 from biotag.errors import InputError
 from biotag.labels import LabelSchema, TokenSpan
+from biotag.text.segment import sentence_words
 from biotag.text.subwords import SubwordBatch, SubwordEncoder, Window
 
 log = logging.getLogger(__name__)
@@ -70,66 +71,61 @@ class Corpus:
 
 # -- reading corpora ---------------------------------------------------------------
 def load_corpus(name: str, train_split: str, devel_split: str, unify_types: bool) -> Corpus:
-    """A corpus from the registry by name, or from a folder of ``<split>.*`` files."""
+    """A registered corpus by name, a folder of ``<split>.*`` files, or one file.
+
+    A corpus without a devel split (one file, or a registered corpus with train and test
+    only) gives a fixed tenth of its training documents to devel, chosen by a hash of
+    the document ids so every run picks the same ones.
+    """
+    from biotag.corpora import read_corpus, resolve, unify_document_types
+    from biotag.entity_types import DEFAULT_TYPE_MAP, unified_types
+
     path = Path(name)
     if path.is_dir():
-        train, devel = (_read_split_file(path, split) for split in (train_split, devel_split))
-        labels = sorted({e.type for doc in train for e in doc.entities})
+        spec = None
+        train, devel = _read_split_file(path, train_split), _read_split_file(path, devel_split, required=False)
     else:
-        from biotag.corpora import get_corpus, read_corpus
-
-        labels = list(get_corpus(name).types)
-        train, devel = (list(read_corpus(name, split)) for split in (train_split, devel_split))
+        spec = resolve(name)
+        train = list(read_corpus(name, train_split))
+        has_devel = spec.file is None and devel_split in spec.splits
+        devel = list(read_corpus(name, devel_split)) if has_devel else None
+    if devel is None:
+        train, devel = _hold_out(train)
+        log.info("%s has no %s split: %d of its %s documents are held out for it", name, devel_split, len(devel), train_split)
     if unify_types:
-        from biotag.entity_types import TypeMap
-
-        tmap = TypeMap.default(unknown="keep")
-        train, devel = ([_unified(doc, tmap) for doc in docs] for docs in (train, devel))
-        types = tuple(dict.fromkeys(t for t in map(tmap.unify, labels) if t is not None))
-    else:
-        types = tuple(labels)
+        tmap = spec.type_map if spec is not None else DEFAULT_TYPE_MAP
+        train, devel = ([unify_document_types(doc, tmap) for doc in docs] for docs in (train, devel))
+    if spec is not None and spec.types:
+        types = tuple(spec.types) if unify_types else tuple(spec.label_map)
+    else:  # a user's corpus declares nothing: it annotates the types its training data has
+        found = {e.type for doc in train for e in doc.entities}
+        types = unified_types(found) if unify_types else tuple(sorted(found))
     return Corpus(name, types, train, devel)
 
 
-def _read_split_file(folder: Path, split: str) -> list[Document]:
+def _read_split_file(folder: Path, split: str, required: bool = True) -> list[Document] | None:
     from biotag import io
 
     candidates = sorted(p for p in folder.glob(f"{split}.*") if p.is_file())
     if not candidates:
+        if not required:
+            return None
         raise InputError(f"no {split}.* file in the corpus folder", path=str(folder), field="corpora")
     return list(io.read(candidates[0]))
 
 
-def _unified(doc: Document, tmap) -> Document:
-    """The document with entity types mapped onto unified types (unmapped ones dropped)."""
-    unified = ((e, tmap.unify(e.type)) for e in doc.entities)
-    doc.entities = [dataclasses.replace(e, type=t) for e, t in unified if t is not None]
-    return doc
+def _hold_out(docs: list[Document], tenths: int = 1) -> tuple[list[Document], list[Document]]:
+    """Split documents into (kept, held out) by a stable hash of their ids."""
+    held = [zlib.crc32(doc.id.encode("utf-8")) % 10 < tenths for doc in docs]
+    return [d for d, h in zip(docs, held) if not h], [d for d, h in zip(docs, held) if h]
 
 
 # -- documents -> sentence examples --------------------------------------------------
-def sentence_word_offsets(doc: Document) -> list[list[tuple[int, int]]]:
-    """Word character offsets per sentence: the document's own ``sentences``/``tokens``
-    layers when it has both (CoNLL readers fill them), else biotag's segmenter's."""
-    if doc.sentences is None or doc.tokens is None:
-        from biotag.text.segment import segment, sentence_words
-
-        segment(doc)
-        return sentence_words(doc)
-    tokens = sorted((t.start, t.end) for t in doc.tokens)
-    starts = [a for a, _ in tokens]
-    out = []
-    for s in doc.sentences:
-        lo, hi = bisect_left(starts, s.start), bisect_left(starts, s.end)
-        out.append([t for t in tokens[lo:hi] if t[1] <= s.end])
-    return out
-
-
 def document_examples(
     doc: Document, corpus_index: int, corpus_name: str, schema: LabelSchema, annotated: Sequence[str], stats: AlignmentStats
 ) -> list[Example]:
     """One example per non-empty sentence of ``doc``."""
-    sentences = sentence_word_offsets(doc)
+    sentences = sentence_words(doc)  # the document's own layers where it has them
     flat = [(si, wi, a, b) for si, ws in enumerate(sentences) for wi, (a, b) in enumerate(ws)]
     starts = [a for _, _, a, _ in flat]
     ends = [b for _, _, _, b in flat]
