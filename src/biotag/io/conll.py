@@ -32,6 +32,7 @@ import logging
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Sequence
 
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 DOCSTART = "-DOCSTART-"
 METADATA_KEY = "conll_docstart"
 _TAG = re.compile(r"O|[BIES][-_]\S+")  # what spans_from_tags understands
+_BY_POSITION = attrgetter("start", "end")  # much faster sort key than Span's dataclass ordering
 
 
 @dataclass
@@ -290,13 +292,13 @@ def _token_text(doc: Document, span: Span) -> str:
 def _segmentation(doc: Document, entities: Sequence[Entity]) -> tuple[list[Span], list[Span]]:
     """Sentence and token spans, from the document's layers or computed."""
     if doc.sentences is not None:
-        sentences = sorted(doc.sentences)
+        sentences = sorted(doc.sentences, key=_BY_POSITION)
     else:
         from biotag.text.sentences import split_sentences
 
         sentences = _join_cut_entities([Span(s, e) for s, e in split_sentences(doc.text)], entities)
     if doc.tokens is not None:
-        return sentences, sorted(doc.tokens)
+        return sentences, sorted(doc.tokens, key=_BY_POSITION)
     from biotag.text.words import word_spans
 
     tokens = [Span(s, e) for sentence in sentences for s, e in word_spans(doc.text, sentence.start, sentence.end)]
