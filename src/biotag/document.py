@@ -398,6 +398,10 @@ class Document:
             sentences = None if data.get("sentences") is None else [Span(int(a), int(b)) for a, b in data["sentences"]]
             current = "tokens"
             tokens = None if data.get("tokens") is None else [Span(int(a), int(b)) for a, b in data["tokens"]]
+            current = "metadata"
+            metadata = dict(data.get("metadata", {}))
+            current = "errors"
+            errors = list(data.get("errors", []))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValidationError(f"malformed value ({type(exc).__name__}: {exc})", document=str(doc_id), field=current) from None
         doc = cls(
@@ -408,8 +412,8 @@ class Document:
             relations=relations,
             sentences=sentences,
             tokens=tokens,
-            metadata=dict(data.get("metadata", {})),
-            errors=list(data.get("errors", [])),
+            metadata=metadata,
+            errors=errors,
         )
         return doc.validate() if validate else doc
 
