@@ -160,6 +160,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=config.lr,
+            fused=True,  # on this CPU the unfused step costs more than the backward pass
         )
         from transformers import get_linear_schedule_with_warmup
 
