@@ -26,10 +26,12 @@ and the field; with ``skip_bad`` only that document is skipped.
 
 Writing creates the folder (or, for a path ending in ``.ann``, that one pair from a single
 document) with ``<id>.txt`` and ``<id>.ann`` per document. Entity ids that are not brat
-``T<n>`` ids are renumbered. brat cannot hold relations with concept arguments (they are
-skipped with a warning), passages, metadata other than the ``brat`` part, or link and
-entity scores. Attribute values that are not ``True`` or a single word are written as notes
-(non-text values as their JSON text).
+``T<n>`` ids are renumbered. Attributes: ``True`` -> a binary ``A`` line, one word -> a
+valued ``A`` line, other text -> a note, several texts -> several notes; any other value
+(numbers, objects, text with line breaks) -> a note of type ``json:<name>`` holding its JSON,
+which the reader decodes, so attributes round-trip exactly. brat cannot hold relations with
+concept arguments (skipped, with one warning per call), passages, metadata other than the
+``brat`` part, link scores or entity scores/sources.
 """
 
 from __future__ import annotations
