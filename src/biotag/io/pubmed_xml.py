@@ -130,9 +130,9 @@ class _Record:
 
     def metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {}
-        journal = self.article.findtext("Journal/Title")
+        journal = self.article.find("Journal/Title")
         if journal is not None:
-            meta["journal"] = journal
+            meta["journal"] = flat_text(journal)
         pub_date = self.article.find("Journal/JournalIssue/PubDate")
         if pub_date is None:
             pub_date = self.article.find("Book/PubDate")
