@@ -172,6 +172,7 @@ class Trainer:
 
     # -- run setup --------------------------------------------------------------------
     def start_fresh(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
         for name in (LOG_FILE, SUMMARY_FILE):
             (self.out / name).unlink(missing_ok=True)
         remove_dir(self.out / CHECKPOINT_DIR)
