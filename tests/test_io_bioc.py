@@ -196,6 +196,10 @@ def test_passage_of_sentences_builds_text_and_sentence_layer(tmp_path):
     assert doc.sentences == [Span(0, 11), Span(12, 21)]
     assert doc.passages[0].type == "passage" and doc.passages[0].span == Span(0, 21)
     assert doc.entities[0].text == "IL-2"
+    doc.tokens = [Span(0, 4), Span(5, 10), Span(10, 11)]
+    for module, name in ((bioc_xml, "o.xml"), (bioc_json, "o.json")):  # span layers are kept
+        module.write([doc], tmp_path / name)
+        assert list(module.read(tmp_path / name)) == [doc], name
 
 
 def test_documents_from_other_sources_survive_both_formats(tmp_path):

@@ -120,12 +120,13 @@ def test_writer_renumbers_foreign_ids_and_keeps_attributes_exact(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "entity_type, field",
-    [("Gene product", "entities.type"), ("Gene:x", "entities.type")],
+    "entity_type, role, field",
+    [("Gene product", "Arg1", "entities.type"), ("Gene", "Arg:1", "relations.arguments"), ("Gene", "", "relations.arguments")],
 )
-def test_writer_refuses_what_brat_cannot_hold(tmp_path, entity_type, field):
+def test_writer_refuses_what_brat_cannot_hold(tmp_path, entity_type, role, field):
     doc = Document("x", "BRCA1")
     doc.add_entity(0, 5, entity_type)
+    doc.relations = [Relation("R1", "Self", [Argument(role, "T1")])]
     with pytest.raises(ValidationError) as err:
         brat.write([doc], tmp_path)
     assert (err.value.document, err.value.field) == ("x", field)
@@ -141,7 +142,8 @@ def test_writer_refuses_two_documents_for_one_file_name(tmp_path):
     "line, field, needle",
     [
         ("T9 Gene 13 18 BRCA1", "line", "expected <id><TAB>"),
-        ("X1\tGene 13 18\tBRCA1", "id", "unknown annotation id"),
+        ("X1\tGene 13 18\tBRCA1", "id", "bad annotation id"),
+        ("T1a\tGene 13 18\tBRCA1", "id", "bad annotation id"),
         ("T9\tGene 13 x\tBRCA1", "offsets", "bad offsets"),
         ("T9\tGene 13 999\tBRCA1", "offsets", "past the end"),
         ("T9\tGene 18 13\tBRCA1", "offsets", "empty"),

@@ -38,13 +38,16 @@ passages gets one ``"text"`` passage). Where the plain BioC conventions cannot s
 what the Document holds, a ``biotag_``-prefixed infon keeps it, so Document -> BioC ->
 Document is lossless: ``biotag_gaps`` (``[[offset, text]...]``, the document text outside
 every passage where it is not just spaces, e.g. ``"\n\n"`` between paragraphs),
+``biotag_sentences``/``biotag_tokens`` (the span layers, ``[[start, end]...]``; sentences
+are not written as ``<sentence>`` elements, which would drop the passage text between them),
 ``biotag_links`` (links with names, scores or ids the ``identifier`` syntax would split)
 and ``biotag_concept_roles`` (which relation infons are concept arguments, when their keys
-are not recognisable). Not kept: ``Document.sentences``/``tokens`` and ``errors``.
+are not recognisable). Not kept: ``Document.errors``.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -61,12 +64,15 @@ IDENTIFIER_KEY = "identifier"
 ONTOLOGY_KEYS = {"MESH": "MESH", "NCBI Gene": "NCBIGene"}
 LINKS_KEY = "biotag_links"
 GAPS_KEY = "biotag_gaps"
+SPAN_LAYER_KEYS = {"sentences": "biotag_sentences", "tokens": "biotag_tokens"}
+_DOCUMENT_LAYOUT_KEYS = frozenset({GAPS_KEY, *SPAN_LAYER_KEYS.values()})
 CONCEPT_ROLES_KEY = "biotag_concept_roles"
 RELATION_TYPE_KEYS = ("type", "relation")
 STANDARD_CONCEPT_ROLES = frozenset({"entity1", "entity2", "role1", "role2"})
 NO_ID = frozenset({"", "-", "-1"})
 # attribute keys a writer must not copy into infons: a reader would take them for fields
 _LINK_KEYS = frozenset({IDENTIFIER_KEY, LINKS_KEY, *ONTOLOGY_KEYS})
+_DIGITS = re.compile(r"\s*[0-9]+\s*")
 _DOCUMENT_KEYS = frozenset({"id", "infons", "passages", "relations", "_line"})
 
 
@@ -148,7 +154,7 @@ def _infons(item: dict, field: str, where: _Where) -> dict[str, Any]:
 
 
 def _offset(value: Any, field: str, where: _Where, item: dict) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise where.error(f"offset must be a non-negative integer, got {value!r}", field, item)
@@ -170,6 +176,8 @@ def _score(infons: dict[str, Any]) -> float | None:
         score = float(value)
     except (TypeError, ValueError):
         return None  # not a number: kept as an ordinary attribute
+    if not math.isfinite(score):
+        return None
     del infons["score"]
     return score
 
@@ -327,6 +335,17 @@ def _gaps(value: Any, where: _Where) -> list[tuple[int, str]]:
     return sorted((offset, text) for offset, text in value)
 
 
+def _span_layer(value: Any, key: str, where: _Where) -> list[Span] | None:
+    if value is None:
+        return None
+    ok = isinstance(value, list) and all(
+        isinstance(s, list) and len(s) == 2 and all(type(x) is int for x in s) for s in value
+    )
+    if not ok:
+        raise where.error(f"infon {key!r} must be a list of [start, end] pairs", f"document.infons.{key}")
+    return [Span(a, b) for a, b in value]
+
+
 def document_from_bioc(raw: Any, *, path: str | None, line: int | None = None, check_text: bool = True) -> Document:
     """A validated Document from one BioC document in the JSON layout (see the module
     docstring); bad input raises a FormatError naming path, line, document and field."""
@@ -344,6 +363,7 @@ def document_from_bioc(raw: Any, *, path: str | None, line: int | None = None, c
     for passage in _as_list(raw, "passages", "document.passages", where):
         builder.add_passage(passage)
     builder.place_remaining_gaps()
+    layers = {layer: _span_layer(metadata.pop(key, None), key, where) for layer, key in SPAN_LAYER_KEYS.items()}
     builder.relations += _as_list(raw, "relations", "document.relations", where)
     text = "".join(builder.pieces)
     entities: list[Entity] = []
@@ -365,7 +385,8 @@ def document_from_bioc(raw: Any, *, path: str | None, line: int | None = None, c
         passages=builder.passages,
         entities=entities,
         relations=relations,
-        sentences=builder.sentences or None,
+        sentences=builder.sentences or layers["sentences"],
+        tokens=layers["tokens"],
         metadata=metadata,
     )
     try:
@@ -458,10 +479,14 @@ def document_to_bioc(doc: Document) -> dict[str, Any]:
     for entity in doc.entities:
         per_passage[max(0, bisect_right(starts, entity.start) - 1)].append(_entity_to_bioc(entity))
     entity_types = {e.type for e in doc.entities}
-    infons = {k: v for k, v in doc.metadata.items() if k != GAPS_KEY}
+    infons = {k: v for k, v in doc.metadata.items() if k not in _DOCUMENT_LAYOUT_KEYS}
     gaps = _gaps_for_writing(doc, passages)
     if gaps:
         infons[GAPS_KEY] = gaps
+    for layer, key in SPAN_LAYER_KEYS.items():
+        spans = getattr(doc, layer)
+        if spans is not None:
+            infons[key] = [s.to_list() for s in spans]
     return {
         "id": doc.id,
         "infons": infons,

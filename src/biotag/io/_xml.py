@@ -55,7 +55,7 @@ def iter_events(source: XmlSource, events: tuple[str, ...] = ("start", "end")) -
                 message = f"{exc.msg} (is the file in another encoding than it declares?)"
                 raise FormatError(message, path=name, line=line or None, field="encoding") from None
             raise FormatError(f"malformed XML: {exc.msg}", path=name, line=line or None, field="xml") from None
-        except (etree.LxmlError, ValueError) as exc:  # e.g. an unsupported encoding declaration
+        except (etree.LxmlError, ValueError, LookupError) as exc:  # e.g. an unsupported encoding
             raise FormatError(f"malformed XML: {exc}", path=name, field="xml") from None
     finally:
         if handle is not source:

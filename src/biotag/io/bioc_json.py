@@ -54,9 +54,14 @@ def read(
         yield doc
 
 
+def _no_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON (and NaN would make a document unequal to itself)
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def _loads(text: str, *, path: str, line: int | None) -> Any:
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_no_constant)
     except RecursionError:
         raise FormatError("JSON nested too deeply", path=path, line=line, field="json") from None
     except json.JSONDecodeError as exc:

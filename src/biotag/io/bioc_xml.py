@@ -191,7 +191,8 @@ def _leaf(tag: str, text: str, **attrib: str) -> etree._Element:
 
 def _add_infons(parent: etree._Element, infons: dict[str, Any]) -> None:
     for key, value in infons.items():
-        if isinstance(value, str):
+        # a key that already starts with the prefix is encoded too, so it reads back as written
+        if isinstance(value, str) and not key.startswith(JSON_INFON_PREFIX):
             parent.append(_leaf("infon", value, key=key))
         else:
             parent.append(_leaf("infon", json.dumps(value, ensure_ascii=False), key=JSON_INFON_PREFIX + key))

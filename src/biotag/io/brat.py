@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 JSON_NOTE_PREFIX = "json:"
 METADATA_KEY = "brat"
 _BRAT_ID = {"T": re.compile(r"T\d+"), "R": re.compile(r"R\d+")}
+_ANNOTATION_ID = re.compile(r"[TNRAME#]\d+|\*")
 _UNSAFE_TEXT = re.compile(r"[\t\r\n]")
 
 
@@ -125,8 +126,8 @@ class _AnnParser:
         if not tab:
             raise self.error(f"expected <id><TAB>..., got {line[:40]!r}", number, "line")
         kind = ann_id[:1]
-        if kind not in "TNRAME#*" or not ann_id:
-            raise self.error(f"unknown annotation id {ann_id!r} (brat ids start with T, N, R, A, M, E, # or *)", number, "id")
+        if not _ANNOTATION_ID.fullmatch(ann_id):
+            raise self.error(f"bad annotation id {ann_id!r} (brat ids are T, N, R, A, M, E or # and a number, or *)", number, "id")
         if kind != "*":
             if ann_id in self.lines:
                 raise self.error(f"annotation id {ann_id} is used twice (first at line {self.lines[ann_id]})", number, "id")
@@ -323,10 +324,12 @@ class _AnnWriter:
         self.extra_lines: list[str] = []  # N, A and # lines, written after the annotations
         self.skipped_relations = 0  # relations with concept arguments: brat has no place for them
 
-    def token(self, value: Any, field: str) -> str:
-        """A type, role or attribute name: brat needs one non-empty word without ':'."""
-        if not isinstance(value, str) or not value or re.search(r"[\s:]", value):
-            raise ValidationError(f"{value!r} cannot be written in brat (one word, no ':')", document=self.doc.id, field=field)
+    def token(self, value: Any, field: str, separator: bool = False) -> str:
+        """A type, role or attribute name: brat needs one non-empty word, without ':' where
+        ':' separates it from an id (roles, event types)."""
+        if not isinstance(value, str) or not value or re.search(r"[\s:]" if separator else r"\s", value):
+            rule = "one word, no ':'" if separator else "one word"
+            raise ValidationError(f"{value!r} cannot be written in brat ({rule})", document=self.doc.id, field=field)
         return value
 
     def next_id(self, prefix: str) -> str:
@@ -353,7 +356,7 @@ class _AnnWriter:
                 self.normalisation(tid, link)
             self.attributes(tid, e.attributes)
         for r in grounded:
-            args = " ".join(f"{self.token(a.role, 'relations.arguments')}:{entity_ids[a.entity_id]}" for a in r.arguments)
+            args = " ".join(f"{self.token(a.role, 'relations.arguments', True)}:{entity_ids[a.entity_id]}" for a in r.arguments)
             out.append(f"{relation_ids[r.id]}\t{self.token(r.type, 'relations.type')} {args}".rstrip())
             self.attributes(relation_ids[r.id], r.attributes)
         try:
@@ -367,11 +370,11 @@ class _AnnWriter:
         out = []
 
         def arguments(args: list[list[str]]) -> str:
-            return "".join(f" {self.token(role, 'arguments')}:{entity_ids.get(ref, ref)}" for role, ref in args)
+            return "".join(f" {self.token(role, 'arguments', True)}:{entity_ids.get(ref, ref)}" for role, ref in args)
 
         for event in brat.get("events", ()):
             trigger = entity_ids.get(event["trigger"], event["trigger"])
-            out.append(f"{event['id']}\t{self.token(event['type'], 'events.type')}:{trigger}{arguments(event['arguments'])}")
+            out.append(f"{event['id']}\t{self.token(event['type'], 'events.type', True)}:{trigger}{arguments(event['arguments'])}")
             self.attributes(event["id"], event.get("attributes", {}))
         for relation in brat.get("relations", ()):
             out.append(f"{relation['id']}\t{self.token(relation['type'], 'relations.type')}{arguments(relation['arguments'])}")
@@ -391,16 +394,25 @@ class _AnnWriter:
             name = self.token(name, "attributes")
             if value is True:
                 self.extra_lines.append(f"{self.next_id('A')}\t{name} {target}")
-            elif isinstance(value, str) and value and not re.search(r"\s", value):
+            elif _is_word(value):
                 self.extra_lines.append(f"{self.next_id('A')}\t{name} {target} {value}")
+            elif name.startswith(JSON_NOTE_PREFIX):
+                # its note would read as JSON: say it in JSON, under one more prefix
+                self.extra_lines.append(self.json_note(JSON_NOTE_PREFIX + name, target, value))
             elif isinstance(value, str) and not _UNSAFE_TEXT.search(value):
                 self.extra_lines.append(f"{self.next_id('#')}\t{name} {target}\t{value}")
             elif _is_note_list(value):  # what several notes of one type read as
                 for note in value:
                     self.extra_lines.append(f"{self.next_id('#')}\t{name} {target}\t{note}")
             else:  # JSON keeps the value exact on one line
-                text = json.dumps(value, ensure_ascii=False)
-                self.extra_lines.append(f"{self.next_id('#')}\t{JSON_NOTE_PREFIX}{name} {target}\t{text}")
+                self.extra_lines.append(self.json_note(name, target, value))
+
+    def json_note(self, name: str, target: str, value: Any) -> str:
+        return f"{self.next_id('#')}\t{JSON_NOTE_PREFIX}{name} {target}\t{json.dumps(value, ensure_ascii=False)}"
+
+
+def _is_word(value: Any) -> bool:
+    return isinstance(value, str) and bool(value) and not re.search(r"\s", value)
 
 
 def _is_note_list(value: Any) -> bool:

@@ -219,7 +219,7 @@ def _article_element(doc: Document) -> etree._Element:
     if "journal" in meta or "year" in meta:
         journal = _sub(article, "Journal")
         if "year" in meta:
-            _sub(_sub(_sub(journal, "JournalIssue"), "PubDate"), "Year", str(meta["year"]))
+            _sub(_sub(_sub(journal, "JournalIssue"), "PubDate"), "Year", str(meta["year"]).zfill(4))
         if "journal" in meta:
             _sub(journal, "Title", meta["journal"])
     title, sections = _sections(doc)
