@@ -96,7 +96,9 @@ def toy_document(doc_id: str, rng, n_sentences: int = 3, entity_type: str = "Thi
     return doc
 
 
-def write_toy_corpus(folder: str | Path, *, n_train: int = 40, n_devel: int = 10, seed: int = 0) -> Path:
+def write_toy_corpus(
+    folder: str | Path, *, n_train: int = 40, n_devel: int = 10, seed: int = 0, entity_type: str = "Thing"
+) -> Path:
     """A corpus folder (``train.jsonl``, ``devel.jsonl``) of :func:`toy_document`s."""
     import numpy as np
 
@@ -106,5 +108,6 @@ def write_toy_corpus(folder: str | Path, *, n_train: int = 40, n_devel: int = 10
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for split, n in (("train", n_train), ("devel", n_devel)):
-        jsonl.write([toy_document(f"{split}{i}", rng) for i in range(n)], folder / f"{split}.jsonl")
+        docs = [toy_document(f"{split}{i}", rng, entity_type=entity_type) for i in range(n)]
+        jsonl.write(docs, folder / f"{split}.jsonl")
     return folder

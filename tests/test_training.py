@@ -158,6 +158,25 @@ def test_early_stopping_and_max_steps(tmp_path, tiny_encoder):
     assert summary["stop_reason"] == "max_steps" and summary["steps"] == 3
 
 
+def test_corpora_train_only_the_types_they_annotate(tmp_path, tiny_encoder):
+    from biotag.training.trainer import Trainer
+
+    genes = write_toy_corpus(tmp_path / "genes", n_train=12, n_devel=3, seed=1, entity_type="gene")
+    diseases = write_toy_corpus(tmp_path / "diseases", n_train=4, n_devel=3, seed=2, entity_type="disease")
+    config = toy_config(tmp_path, tiny_encoder, genes, "multi", corpora=[str(genes), str(diseases)],
+                        unify_types=True, epochs=1, batch_size=4, temperature=0.0)  # fmt: skip
+    trainer = Trainer(config)
+    assert trainer.schema.types == ("gene", "disease")
+    masks = {it.corpus: it.type_mask.tolist() for it in trainer.items}
+    assert masks == {0: [True, False], 1: [False, True]}
+    assert trainer.corpus_sizes[str(diseases)] == {"train_sentences": 12, "devel_sentences": 9, "types": ["disease"]}
+    plan = np.concatenate(trainer._plan(0))
+    assert (trainer.item_corpus[plan] == 1).sum() == (trainer.item_corpus[plan] == 0).sum()  # T = 0: equal shares
+    assert trainer.steps_per_epoch == len(plan) // 4 and len(plan) == len(trainer.items)
+    trainer.start_fresh()
+    assert trainer.run() == tmp_path / "multi" / "model"
+
+
 # -- checkpoint and resume ---------------------------------------------------------------------
 def test_interrupted_directory_replacement_leaves_a_complete_copy(tmp_path):
     final = tmp_path / "checkpoint"
@@ -181,7 +200,7 @@ def _eval_records(out: Path) -> list[tuple]:
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, tiny_encoder):
     corpus = write_toy_corpus(tmp_path / "toy", n_train=40, n_devel=8)
     # dropout stays on (0.1): the resumed run must replay the same dropout masks too
-    settings = dict(epochs=6, checkpoint_every=4, eval_every=10, patience=0)
+    settings = dict(epochs=6, checkpoint_every=3, eval_every=5, patience=0, grad_accum=2)
     reference = toy_config(tmp_path, tiny_encoder, corpus, "reference", **settings)
     train(reference)
 

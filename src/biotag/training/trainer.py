@@ -99,6 +99,16 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     return trainer.run()
 
 
+def _command_line() -> str:
+    """How this process was started, for the model card."""
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    if program == "__main__.py":
+        program = "python -m biotag.training"
+    elif program in ("", "-c"):
+        program = "python"
+    return " ".join([program, shlex.join(sys.argv[1:])]).strip()
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -207,9 +217,15 @@ class Trainer:
         path = self.out / LOG_FILE
         if not path.is_file():
             return
-        lines = path.read_text(encoding="utf-8").splitlines()
-        kept = [ln for ln in lines if ln.strip() and json.loads(ln).get("step", -1) <= step]
-        path.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")
+        kept = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by the kill
+                continue
+            if record.get("step", -1) <= step:
+                kept.append(line + "\n")
+        path.write_text("".join(kept), encoding="utf-8")
 
     # -- the loop ---------------------------------------------------------------------
     def run(self) -> Path:
@@ -320,7 +336,7 @@ class Trainer:
         st = self.state
         card = {
             "data": {name: sizes for name, sizes in self.corpus_sizes.items()},
-            "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+            "command": _command_line(),
             "metrics": {
                 "devel_precision": round(report.micro.precision, 4),
                 "devel_recall": round(report.micro.recall, 4),
