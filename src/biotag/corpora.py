@@ -219,6 +219,14 @@ def resolve(name_or_path: str | Path, *, format: str | None = None) -> CorpusSpe
     path = Path(name_or_path)
     if not path.exists():
         raise _unknown(str(name_or_path), "no corpus or file")
+    if path.is_dir():
+        split_files = {p.name.split(".", 1)[0]: p for p in sorted(path.iterdir()) if p.is_file() and p.name.split(".", 1)[0] in SPLITS}
+        if split_files:  # a folder of <split>.<ext> files, like the registered corpora
+            formats = {format or bio_io.guess_format(p) for p in split_files.values()}
+            if len(formats) > 1:
+                raise InputError(f"split files of one corpus must share a format, found {sorted(formats)}", path=str(path), field="format")
+            splits = {split: str(p.resolve()) for split, p in split_files.items()}
+            return CorpusSpec(path.name, formats.pop(), splits, (), {}, f"user corpus folder {path}")
     fmt = format or bio_io.guess_format(path)
     return CorpusSpec(path.name, fmt, {}, (), {}, f"user file {path}", file=path)
 

@@ -1,0 +1,110 @@
+"""End to end through the command line and the Python API with a tiny trained model."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import biotag
+from biotag import io
+from biotag.cli import app
+from biotag.document import Document
+from helpers import make_tiny_encoder, write_toy_corpus
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def toy_model(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny model that learned "a capitalised word after 'the' is a Thing"."""
+    from biotag.training import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("cli")
+    encoder = make_tiny_encoder(root / "encoder")
+    corpus = write_toy_corpus(root / "toy", n_train=100, n_devel=20)
+    config = TrainConfig(
+        corpora=[str(corpus)], output_dir=str(root / "model"), encoder=str(encoder), unify_types=False,
+        epochs=10, lr=3e-3, batch_size=8, max_length=32, threads=1, patience=0, checkpoint_every=0,
+    )
+    return train(config), corpus
+
+
+def test_annotate_text_with_the_python_api(toy_model):
+    model_dir, _ = toy_model
+    nlp = biotag.load(model_dir)
+    doc = nlp("the Insulin of Kinase was the cell .")
+    assert [(e.text, e.type) for e in doc.entities] == [("Insulin", "Thing")]
+    assert doc.entities[0].source == "ner" and 0 < doc.entities[0].score <= 1
+    doc.validate()
+
+
+def test_annotate_cli_writes_valid_jsonl(toy_model, tmp_path):
+    model_dir, _ = toy_model
+    result = runner.invoke(app, ["annotate", "the Aspirin and the Kinase .", "--model", str(model_dir)])
+    assert result.exit_code == 0, result.output
+    doc = Document.from_dict(json.loads(result.stdout.strip().splitlines()[0]))
+    assert [e.text for e in doc.entities] == ["Aspirin", "Kinase"]
+
+
+def test_annotate_cli_files_formats_and_skip_bad(toy_model, tmp_path):
+    model_dir, _ = toy_model
+    good = Document.from_passages("1", [("title", "the Insulin ."), ("abstract", "the Kinase of blood .")])
+    src = tmp_path / "in.pubtator"
+    io.write([good], src, "pubtator")
+    with open(src, "a") as fh:  # a second, broken document after the good one
+        fh.write("2|t|the Beta .\n2|a|x\n2\t0\t99\tthe\tThing\t-1\n\n")
+    out = tmp_path / "out.bioc.xml"
+    args = ["annotate", "-i", str(src), "-o", str(out), "-f", "bioc-xml", "--model", str(model_dir)]
+    failed = runner.invoke(app, args)
+    assert failed.exit_code == 2 and "document 2" in failed.output and "'end'" in failed.output
+    result = runner.invoke(app, args + ["--skip-bad"])
+    assert result.exit_code == 0, result.output
+    assert "1 documents annotated, 1 skipped" in result.output
+    (doc,) = list(io.read(out, "bioc-xml"))
+    assert sorted(e.text for e in doc.entities) == ["Insulin", "Kinase"]
+
+
+def test_evaluate_cli_matches_seqeval_on_the_same_predictions(toy_model, tmp_path):
+    from seqeval.metrics import classification_report
+
+    from biotag.evaluation import strip_entities
+    from biotag.labels import tags_from_spans
+    from biotag.text.words import char_spans_to_word_spans
+
+    model_dir, corpus = toy_model
+    report_path = tmp_path / "report.json"
+    result = runner.invoke(app, ["evaluate", "--model", str(model_dir), "--corpus", str(corpus), "--split", "devel", "-o", str(report_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(report_path.read_text())
+
+    gold_docs = list(io.read(corpus / "devel.jsonl"))
+    pred_docs = biotag.load(model_dir)([strip_entities(d) for d in gold_docs])
+    gold_tags, pred_tags = [], []
+    for gold, pred in zip(gold_docs, pred_docs):
+        tokens = [(t.start, t.end) for t in gold.tokens]
+        for tags, doc in ((gold_tags, gold), (pred_tags, pred)):
+            spans = char_spans_to_word_spans(tokens, [(e.start, e.end) for e in doc.entities])
+            from biotag.labels import TokenSpan
+
+            tags.append(tags_from_spans(len(tokens), [TokenSpan(int(a), int(b), e.type) for (a, b), e in zip(spans, doc.entities)]))
+    reference = classification_report(gold_tags, pred_tags, output_dict=True)
+    assert report["micro"]["f1"] == pytest.approx(reference["micro avg"]["f1-score"], abs=1e-9)
+    assert report["micro"]["precision"] == pytest.approx(reference["micro avg"]["precision"], abs=1e-9)
+    assert report["micro"]["f1"] > 0.8
+
+
+def test_convert_cli_round_trip(tmp_path):
+    doc = Document.from_passages("7", [("title", "Aspirin and cancer."), ("abstract", "It helps.")])
+    doc.add_entity(0, 7, "Chemical")
+    src = tmp_path / "a.jsonl"
+    io.write([doc], src)
+    assert runner.invoke(app, ["convert", str(src), str(tmp_path / "b.bioc.json")]).exit_code == 0
+    assert runner.invoke(app, ["convert", str(tmp_path / "b.bioc.json"), str(tmp_path / "c.jsonl")]).exit_code == 0
+    (back,) = list(io.read(tmp_path / "c.jsonl"))
+    assert back.text == doc.text and [(e.spans, e.type) for e in back.entities] == [(doc.entities[0].spans, "Chemical")]
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["annotate", "text", "--model", str(tmp_path)])
+    assert result.exit_code == 2 and "not a biotag model directory" in result.output
