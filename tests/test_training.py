@@ -192,11 +192,16 @@ def test_interrupted_directory_replacement_leaves_a_complete_copy(tmp_path):
     assert (existing_dir(final) / "state").read_text() == "1"
 
 
+def _read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
 def _eval_records(out: Path) -> list[tuple]:
     lines = (out / "log.jsonl").read_text().splitlines()
     return [(r["step"], r["loss"], r["devel"]["f1"]) for r in map(json.loads, lines) if r["event"] == "eval"]
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, tiny_encoder):
     corpus = write_toy_corpus(tmp_path / "toy", n_train=40, n_devel=8)
     # dropout stays on (0.1): the resumed run must replay the same dropout masks too
@@ -211,7 +216,9 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, tiny_encode
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while not (out / "checkpoint" / "state.pt").exists():
+    # kill once a checkpoint exists and an evaluation was logged (possibly after it: that
+    # log line must then be dropped and replayed, not duplicated)
+    while not ((out / "checkpoint" / "state.pt").exists() and '"eval"' in _read(out / "log.jsonl")):
         assert process.poll() is None, process.communicate()[1].decode()[-2000:]
         assert time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.01)
