@@ -23,7 +23,6 @@ from biotag.training import TrainConfig, train
 from biotag.training.checkpoint import existing_dir, replacing_dir
 from biotag.training.data import (
     AlignmentStats,
-    Corpus,
     corpus_shares,
     document_examples,
     epoch_batches,
