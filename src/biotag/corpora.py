@@ -14,10 +14,11 @@ Wherever a corpus name is accepted, a path to the user's own file is accepted to
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 from biotag import io as bio_io
 from biotag import paths
@@ -44,6 +45,9 @@ class CorpusSpec:
     label_map: Mapping[str, str | None]
     description: str = ""
     file: Path | None = field(default=None, compare=False)
+    # options its reader needs, e.g. check_text=False for PubTator files whose mention
+    # column disagrees with the text (kept as attributes["pubtator_text"] by the reader)
+    reader_options: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def level(self) -> str:
@@ -87,7 +91,15 @@ def _ner(name: str, folder: str, labels: tuple[str, ...], description: str) -> C
 
 
 def _pubtator(name: str, folder: str, files: Mapping[str, str], labels: tuple[str, ...], description: str) -> CorpusSpec:
-    return _spec(name, "pubtator", {s: f"pubtator/{folder}/{f}" for s, f in files.items()}, labels, description)
+    spec = _spec(name, "pubtator", {s: f"pubtator/{folder}/{f}" for s, f in files.items()}, labels, description)
+    if name in _MENTION_TEXT_MISMATCHES:
+        spec = dataclasses.replace(spec, reader_options={"check_text": False})
+    return spec
+
+
+# Distributed files in which some mention columns differ from the text at their offsets
+# (trailing spaces, typos; see io/pubtator.py): read leniently, offsets are what count.
+_MENTION_TEXT_MISMATCHES = {"ncbi-disease-doc", "gnormplus", "nlm-gene", "bioid"}
 
 
 _GENE_LABELS = ("Gene", "FamilyName", "DomainMotif")
@@ -248,7 +260,7 @@ def read_corpus(
     format reader (``skip_bad``, ``on_error``...).
     """
     spec = resolve(name_or_path)
-    docs = bio_io.read(spec.path(split, root), spec.format, **options)
+    docs = bio_io.read(spec.path(split, root), spec.format, **{**spec.reader_options, **options})
     if not unify_types:
         return docs
     mapping = spec.type_map if type_map is None else TypeMap.coerce(type_map)
