@@ -336,3 +336,17 @@ def test_bioc_json_lines_skip_bad_lines_and_bad_encoding(tmp_path):
     errors: list[InputError] = []
     assert [d.id for d in bioc_json.read(path, skip_bad=True, on_error=errors.append)] == ["a", "b", "c"]
     assert [(e.line, e.field) for e in errors] == [(2, "encoding"), (3, "json")]
+
+
+def test_dtd_entities_are_never_expanded(tmp_path):
+    path = tmp_path / "bomb.xml"
+    path.write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE collection [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">'
+        '<!ENTITY secret SYSTEM "file:///etc/hostname">]>\n'
+        "<collection><source/><date/><key/><document><id>1</id>\n"
+        "<passage><offset>0</offset><text>x &b; &secret;</text></passage></document></collection>",
+        encoding="utf-8",
+    )
+    with pytest.raises(FormatError, match="entity reference &b; is not expanded") as err:
+        list(bioc_xml.read(path))
+    assert (err.value.document, err.value.line) == ("1", 4)

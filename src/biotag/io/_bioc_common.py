@@ -34,9 +34,10 @@ Mapping
       -> ``Document.metadata``.
 
 Writing is the inverse, one passage element per Document passage (a document without
-passages gets one ``"text"`` passage). Where the plain BioC conventions cannot say exactly
-what the Document holds, a ``biotag_``-prefixed infon keeps it, so Document -> BioC ->
-Document is lossless: ``biotag_gaps`` (``[[offset, text]...]``, the document text outside
+passages gets one ``"text"`` passage holding its text, marked by the infon
+``biotag_implicit`` so that a reader leaves it out of ``Document.passages``). Where the
+plain BioC conventions cannot say exactly what the Document holds, a ``biotag_``-prefixed
+infon keeps it, so Document -> BioC -> Document is lossless: ``biotag_gaps`` (``[[offset, text]...]``, the document text outside
 every passage where it is not just spaces, e.g. ``"\n\n"`` between paragraphs),
 ``biotag_sentences``/``biotag_tokens`` (the span layers, ``[[start, end]...]``; sentences
 are not written as ``<sentence>`` elements, which would drop the passage text between them),
@@ -59,6 +60,7 @@ from biotag.errors import FormatError, ValidationError
 GAP_FILL = " "
 DEFAULT_PASSAGE_TYPE = "passage"
 NO_PASSAGE_TYPE = "text"
+IMPLICIT_PASSAGE_KEY = "biotag_implicit"  # marks the passage written for a passage-less document
 IDENTIFIER_KEY = "identifier"
 # infons named after one ontology: BC5CDR writes MESH, GNormPlus writes "NCBI Gene"
 ONTOLOGY_KEYS = {"MESH": "MESH", "NCBI Gene": "NCBIGene"}
@@ -240,7 +242,8 @@ class _Builder:
             self.place(offset, "", "passage.offset", raw)
         for sentence in sentences:
             self._add_sentence(sentence, text is None)
-        self.passages.append(Passage(ptype, offset, max(offset, self.length), infons))
+        if infons.pop(IMPLICIT_PASSAGE_KEY, None) is None:
+            self.passages.append(Passage(ptype, offset, max(offset, self.length), infons))
         self.annotations += _as_list(raw, "annotations", "passage.annotations", self.where)
         self.relations += _as_list(raw, "relations", "passage.relations", self.where)
 
@@ -272,7 +275,8 @@ class _Builder:
             length = _offset(loc.get("length"), "location.length", where, raw)
             if length == 0 or start + length > len(text):
                 raise where.error(
-                    f"annotation {entity_id}: location [{start}, {start + length}) is empty or past the end of the text ({len(text)})",
+                    f"annotation {entity_id}: location [{start}, {start + length}) is empty or "
+                    f"past the end of the text ({len(text)})",
                     "annotation.locations",
                     raw,
                 )
@@ -306,9 +310,8 @@ class _Builder:
             node = _as_dict(node, "relation.nodes", where, raw)
             refid, role = node.get("refid"), node.get("role", "")
             if not isinstance(role, str) or str(refid) not in entity_ids:
-                raise where.error(
-                    f"relation {relation_id}: node refid {refid!r} names no annotation of this document", "relation.nodes.refid", raw
-                )
+                message = f"relation {relation_id}: node refid {refid!r} names no annotation of this document"
+                raise where.error(message, "relation.nodes.refid", raw)
             arguments.append(Argument(role, entity_id=str(refid)))
         declared = infons.pop(CONCEPT_ROLES_KEY, None)
         if declared is not None and not (isinstance(declared, list) and all(isinstance(r, str) for r in declared)):
@@ -326,24 +329,17 @@ class _Builder:
         return Relation(relation_id, rtype, arguments, _score(infons), _source(infons), infons)
 
 
-def _gaps(value: Any, where: _Where) -> list[tuple[int, str]]:
-    ok = isinstance(value, list) and all(
-        isinstance(g, list) and len(g) == 2 and type(g[0]) is int and g[0] >= 0 and isinstance(g[1], str) for g in value
-    )
-    if not ok:
-        raise where.error(f"infon {GAPS_KEY!r} must be a list of [offset, text] pairs", f"document.infons.{GAPS_KEY}")
-    return sorted((offset, text) for offset, text in value)
-
-
-def _span_layer(value: Any, key: str, where: _Where) -> list[Span] | None:
+def _pairs(metadata: dict[str, Any], key: str, second: type, where: _Where) -> list[tuple[int, Any]] | None:
+    """Pop one of the biotag layout infons: a list of ``[offset, str or int]`` pairs."""
+    value = metadata.pop(key, None)
     if value is None:
         return None
-    ok = isinstance(value, list) and all(
-        isinstance(s, list) and len(s) == 2 and all(type(x) is int for x in s) for s in value
-    )
-    if not ok:
-        raise where.error(f"infon {key!r} must be a list of [start, end] pairs", f"document.infons.{key}")
-    return [Span(a, b) for a, b in value]
+    if not (
+        isinstance(value, list)
+        and all(isinstance(p, list) and len(p) == 2 and type(p[0]) is int and p[0] >= 0 and type(p[1]) is second for p in value)
+    ):
+        raise where.error(f"infon {key!r} must be a list of [offset, {second.__name__}] pairs", f"document.infons.{key}")
+    return [(a, b) for a, b in value]
 
 
 def document_from_bioc(raw: Any, *, path: str | None, line: int | None = None, check_text: bool = True) -> Document:
@@ -359,26 +355,25 @@ def document_from_bioc(raw: Any, *, path: str | None, line: int | None = None, c
     for key, value in raw.items():
         if key not in _DOCUMENT_KEYS:
             metadata.setdefault(key, value)
-    builder = _Builder(where, check_text, _gaps(metadata.pop(GAPS_KEY, []), where))
+    builder = _Builder(where, check_text, sorted(_pairs(metadata, GAPS_KEY, str, where) or []))
     for passage in _as_list(raw, "passages", "document.passages", where):
         builder.add_passage(passage)
     builder.place_remaining_gaps()
-    layers = {layer: _span_layer(metadata.pop(key, None), key, where) for layer, key in SPAN_LAYER_KEYS.items()}
+    layers = {layer: _pairs(metadata, key, int, where) for layer, key in SPAN_LAYER_KEYS.items()}
+    layers = {layer: None if pairs is None else [Span(a, b) for a, b in pairs] for layer, pairs in layers.items()}
     builder.relations += _as_list(raw, "relations", "document.relations", where)
     text = "".join(builder.pieces)
     entities: list[Entity] = []
     entity_ids: set[str] = set()
     for annotation in builder.annotations:
-        entity = builder.entity(annotation, text, entity_ids)
-        entities.append(entity)
-        entity_ids.add(entity.id)
+        entities.append(builder.entity(annotation, text, entity_ids))
+        entity_ids.add(entities[-1].id)
     entity_types = {e.type for e in entities}
     relations: list[Relation] = []
     relation_ids: set[str] = set()
     for raw_relation in builder.relations:
-        relation = builder.relation(raw_relation, relation_ids, entity_ids, entity_types)
-        relations.append(relation)
-        relation_ids.add(relation.id)
+        relations.append(builder.relation(raw_relation, relation_ids, entity_ids, entity_types))
+        relation_ids.add(relations[-1].id)
     doc = Document(
         id=str(doc_id),
         text=text,
@@ -397,7 +392,8 @@ def document_from_bioc(raw: Any, *, path: str | None, line: int | None = None, c
 
 # -- writing -------------------------------------------------------------------------------
 def _passages_for_writing(doc: Document) -> list[Passage]:
-    passages = sorted(doc.passages, key=lambda p: (p.start, p.end)) or [Passage(NO_PASSAGE_TYPE, 0, len(doc.text))]
+    implicit = Passage(NO_PASSAGE_TYPE, 0, len(doc.text), {IMPLICIT_PASSAGE_KEY: "true"})
+    passages = sorted(doc.passages, key=lambda p: (p.start, p.end)) or [implicit]
     for before, after in zip(passages, passages[1:]):
         if after.start < before.end:
             raise ValidationError(

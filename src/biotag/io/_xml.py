@@ -8,7 +8,8 @@
   keeps one document in memory however long the file is.
 * :func:`open_binary_output` gives the byte stream ``lxml.etree.xmlfile`` writes to, for
   a path or an open (binary or text) stream.
-* :func:`child_elements` / :func:`unknown_element` are the strict-structure helpers.
+* :func:`child_elements`, :func:`unknown_element` and :func:`check_no_entity_references`
+  are the strict-structure helpers.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def iter_events(source: XmlSource, events: tuple[str, ...] = ("start", "end")) -
         handle = source
     try:
         # resolve_entities/no_network: never expand external entities (XXE) or fetch DTDs
-        parser = etree.iterparse(handle, events=events, resolve_entities=False, no_network=True, remove_comments=True)
+        parser = etree.iterparse(
+            handle, events=events, resolve_entities=False, no_network=True, remove_comments=True, remove_pis=True
+        )
         try:
             yield from parser
         except etree.XMLSyntaxError as exc:
@@ -81,7 +84,8 @@ def iter_records(
                 depth += 1
                 if depth == 1 and elem.tag not in roots:
                     expected = " or ".join(f"<{r}>" for r in roots)
-                    raise FormatError(f"root element is <{elem.tag}>, expected {expected}", path=name, line=elem.sourceline, field="root")
+                    message = f"root element is <{elem.tag}>, expected {expected}"
+                    raise FormatError(message, path=name, line=elem.sourceline, field="root")
                 continue
             depth -= 1
             if depth == 1:
@@ -105,6 +109,20 @@ def child_elements(elem: etree._Element) -> Iterator[etree._Element]:
     for child in elem:
         if isinstance(child.tag, str):
             yield child
+
+
+def check_no_entity_references(record: etree._Element, *, path: str, document: str | None) -> None:
+    """Entities a DTD declares are never expanded (entity bombs, external files): a record
+    that uses one is an error rather than a text with a hole in it."""
+    for entity in record.iter(etree.Entity):
+        parent = entity.getparent()
+        raise FormatError(
+            f"entity reference {entity.text} is not expanded (biotag does not resolve DTD entities)",
+            path=path,
+            line=entity.sourceline or (parent.sourceline if parent is not None else None),
+            document=document,
+            field="xml",
+        )
 
 
 def unknown_element(child: etree._Element, parent: str, *, path: str, document: str | None) -> FormatError:

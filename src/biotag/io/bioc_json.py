@@ -83,7 +83,8 @@ def _documents_in(value: Any, *, path: str, line: int | None) -> list[Any]:
                     raise FormatError(f"{key!r} must be a list of documents", path=path, line=line, field=key)
                 return documents
         return [value]
-    raise FormatError(f"expected a BioC collection, document or list of documents, got {type(value).__name__}", path=path, line=line, field="json")
+    message = f"expected a BioC collection, document or list of documents, got {type(value).__name__}"
+    raise FormatError(message, path=path, line=line, field="json")
 
 
 def _is_json(text: str) -> bool:

@@ -34,7 +34,15 @@ from biotag.document import Document
 from biotag.errors import FormatError, InputError, ValidationError
 from biotag.io import ErrorHandler, handle_bad
 from biotag.io._bioc_common import document_from_bioc, document_to_bioc
-from biotag.io._xml import XmlSource, child_elements, iter_records, open_binary_output, source_name, unknown_element
+from biotag.io._xml import (
+    XmlSource,
+    check_no_entity_references,
+    child_elements,
+    iter_records,
+    open_binary_output,
+    source_name,
+    unknown_element,
+)
 
 JSON_INFON_PREFIX = "json:"
 DOCTYPE = '<!DOCTYPE collection SYSTEM "BioC.dtd">'
@@ -85,6 +93,7 @@ def read(
         try:
             if elem.tag != "document":
                 raise unknown_element(elem, "collection", path=name, document=None)
+            check_no_entity_references(elem, path=name, document=elem.findtext("id"))
             doc = document_from_bioc(_XmlDocument(name).convert(elem), path=name, check_text=check_text)
         except InputError as err:
             handle_bad(err, skip_bad, on_error)

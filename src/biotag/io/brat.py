@@ -127,7 +127,8 @@ class _AnnParser:
             raise self.error(f"expected <id><TAB>..., got {line[:40]!r}", number, "line")
         kind = ann_id[:1]
         if not _ANNOTATION_ID.fullmatch(ann_id):
-            raise self.error(f"bad annotation id {ann_id!r} (brat ids are T, N, R, A, M, E or # and a number, or *)", number, "id")
+            expected = "T, N, R, A, M, E or # and a number, or *"
+            raise self.error(f"bad annotation id {ann_id!r} (brat ids are {expected})", number, "id")
         if kind != "*":
             if ann_id in self.lines:
                 raise self.error(f"annotation id {ann_id} is used twice (first at line {self.lines[ann_id]})", number, "id")
@@ -149,14 +150,16 @@ class _AnnParser:
                 raise self.error(f"{ann_id}: bad offsets {offsets!r}, expected 'start end[;start end...]'", number, "offsets")
             start, end = int(bounds[0]), int(bounds[1])
             if not start < end <= len(self.text):
-                raise self.error(f"{ann_id}: span [{start}, {end}) is empty or past the end of the text ({len(self.text)})", number, "offsets")
+                message = f"{ann_id}: span [{start}, {end}) is empty or past the end of the text ({len(self.text)})"
+                raise self.error(message, number, "offsets")
             spans.append(Span(start, end))
         if not etype:
             raise self.error(f"{ann_id} has no type", number, "type")
         joined = " ".join(self.text[s.start : s.end] for s in spans)
         given = "\t".join(fields[1:])
         if given != ann_text(joined):
-            raise self.error(f"{ann_id}: text {given!r} does not match the .txt {ann_text(joined)!r} at {offsets}", number, "text")
+            message = f"{ann_id}: text {given!r} does not match the .txt {ann_text(joined)!r} at {offsets}"
+            raise self.error(message, number, "text")
         self.entities[ann_id] = Entity(ann_id, etype, spans, joined)
 
     # second pass: lines that refer to other annotations
@@ -171,7 +174,8 @@ class _AnnParser:
                 handlers[ann_id[0]](number, ann_id, fields)
         brat = {"events": list(self.events.values()), "relations": list(self.event_relations.values()), "equivs": self.equivs}
         metadata = {METADATA_KEY: {k: v for k, v in brat.items() if v}} if any(brat.values()) else {}
-        doc = Document(self.doc_id, self.text, entities=list(self.entities.values()), relations=list(self.relations.values()), metadata=metadata)
+        entities, relations = list(self.entities.values()), list(self.relations.values())
+        doc = Document(self.doc_id, self.text, entities=entities, relations=relations, metadata=metadata)
         try:
             return doc.validate()
         except ValidationError as err:
@@ -201,7 +205,8 @@ class _AnnParser:
             etype, colon, trigger = tokens[0].partition(":")
             if not (colon and etype):
                 raise self.error(f"{ann_id}: expected Type:Trigger, got {tokens[0]!r}", number, "type")
-            self.events[ann_id] = {"id": ann_id, "type": etype, "trigger": trigger, "arguments": self._arguments(number, tokens[1:])}
+            arguments = self._arguments(number, tokens[1:])
+            self.events[ann_id] = {"id": ann_id, "type": etype, "trigger": trigger, "arguments": arguments}
             return
         arguments = self._arguments(number, tokens[1:])
         if all(ref.startswith("T") for _, ref in arguments):
@@ -289,7 +294,9 @@ def write(docs: Iterable[Document], path: str | Path, *, encoding: str = "utf-8"
     for doc in docs:
         stem = target.stem if single else file_name_for(doc.id)
         if stem in written:
-            where = f"{target.name} holds one document" if single else f"ids {written[stem]!r} and {doc.id!r} share the file name {stem}.ann"
+            where = f"ids {written[stem]!r} and {doc.id!r} share the file name {stem}.ann"
+            if single:
+                where = f"{target.name} holds one document"
             raise ValidationError(f"cannot write this document: {where}", document=doc.id, field="id")
         writer = _AnnWriter(doc)
         lines = writer.lines()
@@ -338,12 +345,14 @@ class _AnnWriter:
 
     def lines(self) -> list[str]:
         doc = self.doc
+        entity_ids = _brat_ids([e.id for e in doc.entities], "T")
         try:
             brat = doc.metadata.get(METADATA_KEY, {})
+            kept = self.kept_annotations(brat, entity_ids)
             event_relation_ids = {r["id"] for r in brat.get("relations", ())}
-        except (AttributeError, TypeError, KeyError):
-            raise ValidationError("not in the layout the brat reader writes", document=doc.id, field=f"metadata.{METADATA_KEY}") from None
-        entity_ids = _brat_ids([e.id for e in doc.entities], "T")
+        except (AttributeError, TypeError, KeyError, ValueError):
+            field = f"metadata.{METADATA_KEY}"
+            raise ValidationError("not in the layout the brat reader writes", document=doc.id, field=field) from None
         grounded = [r for r in doc.relations if all(a.entity_id is not None for a in r.arguments)]
         self.skipped_relations = len(doc.relations) - len(grounded)
         relation_ids = _brat_ids([r.id for r in grounded], "R", event_relation_ids)
@@ -356,14 +365,10 @@ class _AnnWriter:
                 self.normalisation(tid, link)
             self.attributes(tid, e.attributes)
         for r in grounded:
-            args = " ".join(f"{self.token(a.role, 'relations.arguments', True)}:{entity_ids[a.entity_id]}" for a in r.arguments)
-            out.append(f"{relation_ids[r.id]}\t{self.token(r.type, 'relations.type')} {args}".rstrip())
+            args = "".join(f" {self.token(a.role, 'relations.arguments', True)}:{entity_ids[a.entity_id]}" for a in r.arguments)
+            out.append(f"{relation_ids[r.id]}\t{self.token(r.type, 'relations.type')}{args}")
             self.attributes(relation_ids[r.id], r.attributes)
-        try:
-            out += self.kept_annotations(brat, entity_ids)
-        except (AttributeError, TypeError, KeyError, ValueError):
-            raise ValidationError("not in the layout the brat reader writes", document=doc.id, field=f"metadata.{METADATA_KEY}") from None
-        return out + self.extra_lines
+        return out + kept + self.extra_lines
 
     def kept_annotations(self, brat: dict[str, Any], entity_ids: dict[str, str]) -> list[str]:
         """Events, event relations and equivalences kept in the metadata by the reader."""
@@ -374,7 +379,8 @@ class _AnnWriter:
 
         for event in brat.get("events", ()):
             trigger = entity_ids.get(event["trigger"], event["trigger"])
-            out.append(f"{event['id']}\t{self.token(event['type'], 'events.type', True)}:{trigger}{arguments(event['arguments'])}")
+            event_type = self.token(event["type"], "events.type", True)
+            out.append(f"{event['id']}\t{event_type}:{trigger}{arguments(event['arguments'])}")
             self.attributes(event["id"], event.get("attributes", {}))
         for relation in brat.get("relations", ()):
             out.append(f"{relation['id']}\t{self.token(relation['type'], 'relations.type')}{arguments(relation['arguments'])}")
@@ -386,7 +392,8 @@ class _AnnWriter:
     def normalisation(self, target: str, link: Link) -> None:
         reference = f"{link.ontology}:{link.id}" if link.ontology else link.id
         if not reference or re.search(r"\s", reference):
-            raise ValidationError(f"link {reference!r} cannot be written in brat (one word)", document=self.doc.id, field="entities.links")
+            message = f"link {reference!r} cannot be written in brat (one word)"
+            raise ValidationError(message, document=self.doc.id, field="entities.links")
         self.extra_lines.append(f"{self.next_id('N')}\tReference {target} {reference}\t{ann_text(link.name or '')}")
 
     def attributes(self, target: str, attributes: dict[str, Any]) -> None:

@@ -44,7 +44,14 @@ from lxml import etree
 from biotag.document import Document, Passage
 from biotag.errors import FormatError, InputError, ValidationError
 from biotag.io import ErrorHandler, handle_bad
-from biotag.io._xml import XmlSource, iter_records, open_binary_output, source_name, unknown_element
+from biotag.io._xml import (
+    XmlSource,
+    check_no_entity_references,
+    iter_records,
+    open_binary_output,
+    source_name,
+    unknown_element,
+)
 
 ROOTS = ("PubmedArticleSet", "MedlineCitationSet")
 RECORDS = ("PubmedArticle", "MedlineCitation", "PubmedBookArticle")
@@ -75,6 +82,7 @@ def read(
         try:
             if elem.tag not in RECORDS:
                 raise unknown_element(elem, elem.getparent().tag, path=name, document=None)
+            check_no_entity_references(elem, path=name, document=elem.findtext(".//PMID"))
             doc = _Record(elem, name).document(separator)
         except InputError as err:
             handle_bad(err, skip_bad, on_error)
@@ -184,7 +192,8 @@ def write(docs: Iterable[Document], path: str | Path | IO) -> int:
                 except ValueError as exc:  # lxml refuses control characters XML cannot hold
                     raise ValidationError(f"cannot be written as XML: {exc}", document=doc.id) from None
                 except (KeyError, TypeError, AttributeError):
-                    raise ValidationError("not in the layout the PubMed reader writes", document=doc.id, field="metadata") from None
+                    message = "not in the layout the PubMed reader writes"
+                    raise ValidationError(message, document=doc.id, field="metadata") from None
                 xf.write(element, pretty_print=True)
                 count += 1
     return count
