@@ -174,10 +174,18 @@ def test_wrong_encoding_and_missing_text_file(tmp_path):
     ann = _write_pair(tmp_path, text=TEXT.replace("cells", "cellé"), encoding="latin-1")
     with pytest.raises(FormatError) as err:
         list(brat.read(ann))
-    assert (err.value.path, err.value.line, err.value.field) == (str(tmp_path / "doc.txt"), 2, "encoding")
+    assert (err.value.path, err.value.line, err.value.document, err.value.field) == (str(tmp_path / "doc.txt"), 2, "doc", "encoding")
     (tmp_path / "doc.txt").unlink()
     with pytest.raises(FormatError, match="missing .txt"):
         list(brat.read(ann))
+
+
+def test_byte_order_mark_counts_as_a_character_like_in_brat(tmp_path):
+    _write_pair(tmp_path, text="\ufeffBRCA1", ann="T1\tGene 1 6\tBRCA1\n")
+    (doc,) = brat.read(tmp_path)
+    assert doc.entities[0].text == "BRCA1"
+    brat.write([doc], tmp_path / "out")
+    assert (tmp_path / "out" / "doc.txt").read_bytes() == (tmp_path / "doc.txt").read_bytes()
 
 
 def test_skip_bad_skips_only_the_bad_pair(tmp_path):

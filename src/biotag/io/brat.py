@@ -20,7 +20,7 @@ stem) or a single ``.ann`` path. The document id is the file stem and the text i
   "relations": [...same shape, no trigger], "equivs": [[type, id, id...]]}``) and written
   back by :func:`write`; their triggers are ordinary entities.
 
-A malformed line, an unknown id prefix or reference, offsets outside the text or a text
+A malformed line, a bad id, a reference to an unknown id, offsets outside the text or a text
 that does not match raises a FormatError naming the ``.ann`` file, the line, the document
 and the field; with ``skip_bad`` only that document is skipped.
 
@@ -36,6 +36,7 @@ concept arguments (skipped, with one warning per call), passages, metadata other
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import re
@@ -95,7 +96,13 @@ def read_pair(ann_path: Path, *, encoding: str = "utf-8") -> Document:
     for required in (txt_path, ann_path):
         if not required.is_file():
             raise FormatError(f"missing {required.suffix} file of the pair", path=str(required), document=ann_path.stem)
-    text = read_whole(txt_path, encoding)
+    try:
+        text = read_whole(txt_path, encoding)
+    except FormatError as err:
+        raise err.located(document=ann_path.stem) from None
+    with open(txt_path, "rb") as fh:
+        if fh.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8:
+            text = "\ufeff" + text  # brat counts a byte-order mark as a character of the text
     parser = _AnnParser(str(ann_path), ann_path.stem, text)
     for number, line in iter_lines(ann_path, encoding):
         if isinstance(line, FormatError):
