@@ -28,8 +28,9 @@ import torch.nn.functional as F
 
 from biotag.errors import InputError
 from biotag.labels import IGNORE, LabelSchema, TokenSpan
+from biotag.models.predict import predict_windows
 from biotag.paths import find_encoder
-from biotag.text.subwords import SubwordBatch, SubwordEncoder, scatter_words
+from biotag.text.subwords import SubwordBatch, SubwordEncoder
 
 log = logging.getLogger(__name__)
 
@@ -161,23 +162,15 @@ class TokenClassifier(torch.nn.Module):
 
     def predict_words(self, word_lists: list[list[str]], *, batch_size: int = 32) -> list[np.ndarray]:
         """Per-word logits, float32 ``[n_words, num_outputs]`` per word list, in input order."""
-        encoding = self.encoder.encode(word_lists)
-        windows = encoding.windows
-        order = sorted(range(len(windows)), key=lambda k: len(windows[k]))  # less padding
-        outputs: list[np.ndarray] = [np.empty((0, self.schema.num_outputs), np.float32)] * len(windows)
         was_training = self.training
         self.eval()
         try:
             with torch.inference_mode():
-                for i in range(0, len(order), batch_size):
-                    chunk = order[i : i + batch_size]
-                    scores = self(self.encoder.collate([windows[k] for k in chunk])).float().numpy()
-                    bounds = np.cumsum([len(windows[k].words) for k in chunk])[:-1]
-                    for k, rows in zip(chunk, np.split(scores, bounds)):
-                        outputs[k] = rows
+                return predict_windows(
+                    self.encoder, lambda batch: self(batch).float().numpy(), word_lists, self.schema.num_outputs, batch_size
+                )
         finally:
             self.train(was_training)
-        return scatter_words(windows, outputs, encoding.n_words, self.schema.num_outputs)
 
     def decode(self, scores: np.ndarray, *, constrained: bool = True) -> list[tuple[TokenSpan, float]]:
         return self.schema.decode(scores, constrained=constrained)
