@@ -1,21 +1,25 @@
 """The Python API: ``biotag.load(path)`` returns a callable annotator.
 
 >>> import biotag
->>> nlp = biotag.load()                      # the bundled default model
+>>> nlp = biotag.load()                      # the bundled default model and pipeline
 >>> doc = nlp("BRCA1 mutations cause breast cancer.")
 >>> [(e.text, e.type) for e in doc.entities]
+>>> nlp = biotag.load(steps="ner,abbreviations")
+>>> nlp = biotag.load(config="pipeline.json")
+>>> nlp.stats()                              # per-step seconds, documents, memory
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Iterator, overload
+from typing import Iterable, Iterator, Sequence, overload
 
 from biotag.document import Document
 from biotag.errors import InputError
 from biotag.ner import NerTagger
 from biotag.paths import RESOURCES
+from biotag.pipeline import NerStep, Pipeline, default_steps
 
 DEFAULT_MODEL = RESOURCES / "models" / "default"
 
@@ -56,14 +60,24 @@ def load_predictor(path: str | os.PathLike | None = None, *, threads: int | None
 
 
 class Annotator:
-    """Callable over a string, a Document or an iterable of Documents."""
+    """Callable over a string, a Document or an iterable of Documents: runs a
+    :class:`~biotag.pipeline.Pipeline` (by default sentences, NER, linking where
+    available, abbreviations). A document that fails in a step is returned with the
+    error in ``doc.errors``; the others are unaffected."""
 
-    def __init__(self, tagger: NerTagger) -> None:
-        self.tagger = tagger
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    @property
+    def tagger(self) -> NerTagger | None:
+        """The NER tagger of the pipeline's ``ner`` step, if it has one."""
+        step = next((s for s in self.pipeline.steps if isinstance(s, NerStep)), None)
+        return step.tagger if step is not None else None
 
     @property
     def types(self) -> tuple[str, ...]:
-        return self.tagger.schema.types
+        """Entity types the NER model predicts (empty without an NER step)."""
+        return self.tagger.schema.types if self.tagger is not None else ()
 
     @overload
     def __call__(self, item: str | Document) -> Document: ...
@@ -72,14 +86,19 @@ class Annotator:
 
     def __call__(self, item):
         if isinstance(item, str):
-            return next(self.tagger([Document(id="text", text=item)]))
+            item = Document(id="text", text=item)
         if isinstance(item, Document):
-            return next(self.tagger([item]))
-        return list(self.tagger(item))
+            (doc,), _ = self.pipeline.process_batch([item])
+            return doc
+        return list(self.pipeline.pipe(item))
 
     def pipe(self, docs: Iterable[Document]) -> Iterator[Document]:
         """Stream annotated documents (constant memory for any input size)."""
-        return self.tagger(docs)
+        return self.pipeline.pipe(docs)
+
+    def stats(self) -> dict[str, dict]:
+        """Per-step timing (see :meth:`biotag.pipeline.Pipeline.stats`)."""
+        return self.pipeline.stats()
 
 
 def load(
@@ -88,7 +107,26 @@ def load(
     threads: int | None = None,
     backend: str = "auto",
     batch_size: int = 32,
+    steps: str | Sequence[str | dict] | None = None,
+    config: str | os.PathLike | dict | None = None,
 ) -> Annotator:
-    """Load a model directory (default: the bundled model) as an :class:`Annotator`."""
-    predictor = load_predictor(path, threads=threads, backend=backend)
-    return Annotator(NerTagger(predictor, batch_size=batch_size))
+    """An :class:`Annotator` over the default pipeline, chosen ``steps`` (names, comma
+    separated or a list, or step specs as in a config) or a pipeline ``config`` (a dict or
+    a JSON file, see :mod:`biotag.pipeline.config`).
+
+    ``path`` (a model directory, default: the bundled model), ``threads``, ``backend``
+    and ``batch_size`` (sentences per forward pass) configure the ``ner`` step wherever
+    the config does not say otherwise; no model is loaded without an ``ner`` step.
+    """
+    ner_options = {"backend": backend, "threads": threads, "batch_size": batch_size}
+    if path is not None:
+        ner_options["model"] = os.fspath(path)
+    ner_options = {k: v for k, v in ner_options.items() if v is not None}
+    if steps is not None and config is not None:
+        raise InputError("give either steps or a pipeline config, not both", field="steps")
+    if steps is not None:
+        names = [s.strip() for s in steps.split(",") if s.strip()] if isinstance(steps, str) else list(steps)
+        config = {"steps": names}
+    if config is None:
+        return Annotator(Pipeline(default_steps(ner_options)))
+    return Annotator(Pipeline.from_config(config, step_defaults={"ner": ner_options}))
