@@ -64,6 +64,8 @@ def annotate(
     threads: Optional[int] = typer.Option(None, help="CPU threads for inference."),
     batch_size: int = typer.Option(32, help="Sentences per forward pass."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Report and skip malformed input documents instead of stopping."),
+    steps: Optional[str] = typer.Option(None, "--steps", help="Comma-separated pipeline steps, e.g. ner,abbreviations (default: the default pipeline)."),
+    pipeline: Optional[Path] = typer.Option(None, "--pipeline", help="Pipeline config JSON (see biotag.pipeline.config)."),
 ) -> None:
     """Tag entities in text, a file or a folder."""
     from biotag import io
@@ -71,7 +73,7 @@ def annotate(
 
     counter = [0]
     try:
-        nlp = load(model, threads=threads, backend=backend, batch_size=batch_size)
+        nlp = load(model, threads=threads, backend=backend, batch_size=batch_size, steps=steps, config=pipeline)
         docs = nlp.pipe(_input_documents(text, input_path, input_format, skip_bad, counter))
         if output is None:
             if output_format in ("brat", "text"):
