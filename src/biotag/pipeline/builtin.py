@@ -92,7 +92,7 @@ def default_steps(ner_options: dict[str, Any] | None = None) -> list[Step]:
     try:
         steps.append(build_step("linking"))
     except (BiotagError, OSError) as error:
-        log.info("default pipeline without a linking step: %s", error)
+        log.info("default pipeline without a linking step: %s", getattr(error, "message", error))
     steps.append(build_step("abbreviations"))
     log.info("default pipeline: %s", ", ".join(s.name for s in steps))
     return steps
