@@ -190,5 +190,35 @@ def corpora() -> None:
         typer.echo(f"{spec.name:18s} {spec.format:9s} {', '.join(spec.types)}")
 
 
+@app.command()
+def serve(
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model directory (default: the bundled model)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
+    port: int = typer.Option(8000, help="TCP port."),
+    workers: int = typer.Option(1, min=1, help="Worker processes; each loads its own copy of the model."),
+    api_keys_file: Optional[Path] = typer.Option(
+        None, "--api-keys-file", help="File of accepted API keys, one per line; keys in $BIOTAG_API_KEYS (comma-separated) count too. No key: no authentication."
+    ),
+    max_chars: int = typer.Option(200_000, min=1, help="Most characters of text in one request (413 above)."),
+    max_documents: int = typer.Option(256, min=1, help="Most documents in one request (413 above)."),
+    timeout: float = typer.Option(60.0, min=0.001, help="Seconds one request may take (504 after)."),
+    concurrency: int = typer.Option(1, min=1, help="Requests annotated at once per worker (CPU-bound: keep it low)."),
+    backend: str = typer.Option("auto", help="auto, onnx or torch."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for inference, per worker."),
+) -> None:
+    """Run the REST service and web page (http://HOST:PORT/, API docs at /docs)."""
+    from biotag.serve.server import run
+    from biotag.serve.settings import ServeSettings
+
+    try:
+        settings = ServeSettings(
+            model=model, backend=backend, threads=threads, max_chars=max_chars, max_documents=max_documents,
+            timeout=timeout, concurrency=concurrency, api_keys_file=api_keys_file,
+        )
+        run(settings, host=host, port=port, workers=workers)
+    except BiotagError as error:
+        _fail(error)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
