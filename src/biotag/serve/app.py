@@ -21,8 +21,9 @@ from fastapi.staticfiles import StaticFiles
 
 import biotag
 from biotag.document import Document
+from biotag.errors import InputError
 from biotag.serve.auth import KeyChecker, api_key_dependency
-from biotag.serve.errors import ServiceError, install_error_handlers
+from biotag.serve.errors import BodyLimitMiddleware, ServiceError, install_error_handlers
 from biotag.serve.formats import MEDIA_TYPES, read_body, render
 from biotag.serve.schemas import (
     BatchRequest,
@@ -103,7 +104,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         400: "the body cannot be parsed in the given format",
         401: "API key missing or not valid (only when keys are configured)",
         413: "body, text or number of documents over the limit",
-        422: "a document or field is not valid",
+        422: "a document or field is not valid, or the result cannot be written in the output format",
         503: "the model is not loaded",
         504: "annotation did not finish in time",
     }.items()
@@ -139,8 +140,8 @@ def create_app(settings: ServeSettings | None = None, *, annotator_factory: Anno
         description="Biomedical named-entity recognition and linking. Offsets are 0-based character "
         "offsets into the document text, end exclusive.",
         lifespan=lifespan,
-        max_body_size=settings.body_limit,
     )
+    app.add_middleware(BodyLimitMiddleware, limit=settings.body_limit)
     app.state.settings = settings
     app.state.annotator = None
     install_error_handlers(app)
@@ -153,7 +154,14 @@ def create_app(settings: ServeSettings | None = None, *, annotator_factory: Anno
         def job() -> bytes:
             docs = load_docs()
             check_limits(docs, settings)
-            return render(annotator(docs), output, single=single)
+            annotated = annotator(docs)
+            try:
+                return render(annotated, output, single=single)
+            except InputError as error:  # the request was fine; the format cannot hold the result
+                raise ServiceError(
+                    422, "unwritable_output", f"the result cannot be written as {output.value}: {error}",
+                    document=error.document, field=error.field,
+                ) from None
 
         content = await app.state.runner.run(job)
         return Response(content, media_type=MEDIA_TYPES[output])

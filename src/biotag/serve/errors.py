@@ -9,7 +9,9 @@ from typing import Any, Sequence
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from biotag.errors import FormatError, InputError
 from biotag.serve.schemas import ErrorModel
@@ -53,6 +55,50 @@ class ServiceError(Exception):
 
     def response(self) -> JSONResponse:
         return JSONResponse(self.body.model_dump(exclude_none=True), status_code=self.status, headers=self.headers)
+
+
+def body_too_large(limit: int) -> ServiceError:
+    return ServiceError(413, "too_large", f"the request body is larger than the limit of {limit} bytes")
+
+
+class _BodyOverLimit(StarletteHTTPException):
+    """Raised from ``receive``: FastAPI lets HTTP exceptions raised while it reads a body
+    through to the handlers (any other exception would become a 400)."""
+
+    def __init__(self) -> None:
+        super().__init__(413)
+
+
+class BodyLimitMiddleware:
+    """413 with our JSON error for a body over ``limit`` bytes: at once when its
+    Content-Length says so, else as soon as the bytes received pass the limit (chunked
+    bodies). Starlette's own RequestBodyLimitMiddleware answers in plain text and
+    replaces any response the app sends, so it cannot give a JSON error."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            await body_too_large(self.limit).response()(scope, receive, send)
+            return
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _BodyOverLimit()
+            return message
+
+        await self.app(scope, receive_within_limit, send)
 
 
 def _field_path(loc: Sequence[Any]) -> str:
@@ -106,9 +152,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        message = str(exc.detail)
-        if exc.status_code == 413:
-            limit = request.app.state.settings.body_limit
-            message = f"the request body is larger than the limit of {limit} bytes"
+        if isinstance(exc, _BodyOverLimit):
+            return body_too_large(request.app.state.settings.body_limit).response()
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return ServiceError(exc.status_code, code, message, headers=getattr(exc, "headers", None)).response()
+        return ServiceError(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)).response()
