@@ -208,7 +208,9 @@ async function annotate(event) {
     body = text;
   }
   const submit = document.getElementById("submit");
+  const results = document.getElementById("results");
   submit.disabled = true;
+  results.setAttribute("aria-busy", "true");
   setStatus("Annotating…");
   try {
     const response = await fetch(url, { method: "POST", headers, body });
@@ -226,6 +228,7 @@ async function annotate(event) {
     setStatus(`The service could not be reached: ${error.message}`, true);
   } finally {
     submit.disabled = false;
+    results.setAttribute("aria-busy", "false");
   }
 }
 
