@@ -182,6 +182,18 @@ def test_pubtator3_bioc_json(tmp_path):
     assert list(bioc_xml.read(tmp_path / "out.xml")) == [doc]
 
 
+def test_pmc_bioc_api_list_of_collections(tmp_path):
+    path = tmp_path / "pmc.json"
+    passage = {"bioctype": "BioCPassage", "offset": 0, "infons": {"section_type": "TITLE", "type": "front"}, "text": "A title",
+               "sentences": [], "annotations": [], "relations": []}
+    document = {"bioctype": "BioCDocument", "id": "PMC9999999", "infons": {"license": "CC BY"}, "passages": [passage], "relations": []}
+    collection = {"bioctype": "BioCCollection", "source": "PMC", "date": "20250301", "key": "pmc.key", "documents": [document]}
+    path.write_text(json.dumps([collection], indent=1), encoding="utf-8")
+    (doc,) = bioc_json.read(path)
+    assert (doc.id, doc.text, doc.metadata) == ("PMC9999999", "A title", {"license": "CC BY"})
+    assert doc.passages == [Passage("front", 0, 7, {"section_type": "TITLE"})]
+
+
 def test_passage_of_sentences_builds_text_and_sentence_layer(tmp_path):
     path = tmp_path / "s.xml"
     path.write_text(

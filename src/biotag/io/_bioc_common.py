@@ -75,7 +75,8 @@ NO_ID = frozenset({"", "-", "-1"})
 # attribute keys a writer must not copy into infons: a reader would take them for fields
 _LINK_KEYS = frozenset({IDENTIFIER_KEY, LINKS_KEY, *ONTOLOGY_KEYS})
 _DIGITS = re.compile(r"\s*[0-9]+\s*")
-_DOCUMENT_KEYS = frozenset({"id", "infons", "passages", "relations", "_line"})
+# document keys that are not metadata ("bioctype": PMC's type tag on every object)
+_DOCUMENT_KEYS = frozenset({"id", "infons", "passages", "relations", "bioctype", "_line"})
 
 
 @dataclass(slots=True)

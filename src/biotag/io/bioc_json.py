@@ -4,7 +4,8 @@ Accepted layouts:
 
 * a collection ``{"source", "date", "key", "infons", "documents": [...]}``, or PubTator3's
   ``{"PubTator3": [...]}``;
-* a top-level list of documents;
+* a top-level list of documents, or of collections (PMC's BioC API answers
+  ``[{"bioctype": "BioCCollection", "documents": [...]}]``);
 * one document (or one collection) per line (JSON Lines, as the older PubTator API
   exported them).
 
@@ -72,9 +73,10 @@ def _loads(text: str, *, path: str, line: int | None) -> Any:
 
 
 def _documents_in(value: Any, *, path: str, line: int | None) -> list[Any]:
-    """The documents a parsed JSON value holds (a collection, a list or one document)."""
+    """The documents a parsed JSON value holds (a collection, one document, or a list of
+    either)."""
     if isinstance(value, list):
-        return value
+        return [doc for item in value for doc in (_documents_in(item, path=path, line=line) if _is_collection(item) else [item])]
     if isinstance(value, dict):
         for key in COLLECTION_KEYS:
             if key in value:
@@ -93,6 +95,10 @@ def _is_json(text: str) -> bool:
     except (ValueError, RecursionError):
         return False
     return True
+
+
+def _is_collection(value: Any) -> bool:
+    return isinstance(value, dict) and any(key in value for key in COLLECTION_KEYS)
 
 
 def _raw_documents(path: str, skip_bad: bool, on_error: ErrorHandler | None) -> Iterator[tuple[int | None, Any]]:
