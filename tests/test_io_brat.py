@@ -108,7 +108,8 @@ def test_real_corpora_round_trip_through_brat(shared_data, tmp_path, caplog, cor
 
 def test_writer_renumbers_foreign_ids_and_keeps_attributes_exact(tmp_path):
     doc = Document("x", "IL-2 activates T cells\nstrongly.")
-    il2 = doc.add_entity(0, 4, "Protein", id="e-1", attributes={"score": 0.5, "tags": ["a", "b"], "flag": False, "note": "two words"})
+    attributes = {"score": 0.5, "tags": ["a", "b"], "flag": False, "note": "two words", "json:x": "[1, 2]"}
+    il2 = doc.add_entity(0, 4, "Protein", id="e-1", attributes=attributes)
     cells = doc.add_entity([(15, 22), (23, 31)], type="Cell", id="e-2", attributes={"multi": "line\nbreak"})
     doc.relations = [Relation("rel", "Activates", [Argument("Agent", il2.id), Argument("Theme", cells.id)])]
     brat.write([doc], tmp_path)

@@ -411,8 +411,8 @@ class _AnnWriter:
             elif _is_word(value):
                 self.extra_lines.append(f"{self.next_id('A')}\t{name} {target} {value}")
             elif name.startswith(JSON_NOTE_PREFIX):
-                # its note would read as JSON: say it in JSON, under one more prefix
-                self.extra_lines.append(self.json_note(JSON_NOTE_PREFIX + name, target, value))
+                # a plain note of this name would read as JSON: write JSON under one more prefix
+                self.extra_lines.append(self.json_note(name, target, value))
             elif isinstance(value, str) and not _UNSAFE_TEXT.search(value):
                 self.extra_lines.append(f"{self.next_id('#')}\t{name} {target}\t{value}")
             elif _is_note_list(value):  # what several notes of one type read as
