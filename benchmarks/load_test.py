@@ -195,7 +195,7 @@ def summarise(results: Results, elapsed: float, args: argparse.Namespace, ready:
     if ms:
         latency.update(mean=round(statistics.fmean(ms), 1), max=round(ms[-1], 1))
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": command,
         "model": ready.get("model") or "bundled default",
         "server": {"workers": args.workers, "concurrency": args.concurrency} if args.start_server else "external",
@@ -224,8 +224,10 @@ def markdown_block(report: dict) -> str:
         f"### {report['date']} · model `{report['model']}` · {report['clients']} clients",
         "",
         f"- Command: `{report['command']}`",
-        f"- Hardware: {hw['cpu']}, {hw['cores']} cores, {hw['memory_gib']} GiB; 1-min load average before the run "
-        f"{hw['load_average_1m_before']}; Python {hw['python']}, {hw['os']}",
+        (
+            f"- Hardware: {hw['cpu']}, {hw['cores']} cores, {hw['memory_gib']} GiB; 1-min load average before the run "
+            f"{hw['load_average_1m_before']}; Python {hw['python']}, {hw['os']}"
+        ),
         f"- Server: {server_text}; {report['texts_per_request']} text(s) per request",
     ]
     if report["note"]:
@@ -234,8 +236,10 @@ def markdown_block(report: dict) -> str:
         "",
         "| requests | ok | errors | duration (s) | requests/s | documents/s | p50 (ms) | p95 (ms) | p99 (ms) | max (ms) |",
         "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-        f"| {report['requests']} | {report['ok']} | {errors} | {report['duration_s']} | {report['requests_per_s']} | "
-        f"{report['documents_per_s']} | {lat.get('p50', '–')} | {lat.get('p95', '–')} | {lat.get('p99', '–')} | {lat.get('max', '–')} |",
+        (
+            f"| {report['requests']} | {report['ok']} | {errors} | {report['duration_s']} | {report['requests_per_s']} | "
+            f"{report['documents_per_s']} | {lat.get('p50', '–')} | {lat.get('p95', '–')} | {lat.get('p99', '–')} | {lat.get('max', '–')} |"
+        ),
         "",
     ]
     return "\n".join(lines)

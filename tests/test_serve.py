@@ -16,6 +16,7 @@ pytest.importorskip("fastapi", reason="the service needs fastapi (pip install fa
 pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx")
 
 from fastapi.testclient import TestClient  # noqa: E402
+from helpers import make_tiny_encoder, write_toy_corpus  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from biotag import io  # noqa: E402
@@ -23,7 +24,6 @@ from biotag.cli import app as cli_app  # noqa: E402
 from biotag.document import Document, Link  # noqa: E402
 from biotag.errors import InputError  # noqa: E402
 from biotag.serve import ServeSettings, create_app  # noqa: E402
-from helpers import make_tiny_encoder, write_toy_corpus  # noqa: E402
 
 
 # -- models -------------------------------------------------------------------------------
@@ -198,6 +198,7 @@ def test_openapi_schema_documents_the_models_and_auth(client):
     file_params = {p["name"]: p for p in schema["paths"]["/annotate/file"]["post"]["parameters"]}
     assert "pubmed-xml" in json.dumps(schema["components"]["schemas"]["InputFormat"]) and file_params["format"]["required"]
     assert "securitySchemes" not in schema.get("components", {})
+    assert client.get("/docs").status_code == 404  # Swagger UI would need a CDN
     with client_for(api_keys=frozenset({"k"})) as secured:
         schemes = secured.get("/openapi.json").json()["components"]["securitySchemes"]
         assert {s["type"] for s in schemes.values()} == {"apiKey", "http"}

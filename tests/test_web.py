@@ -12,8 +12,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -28,9 +28,10 @@ uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is not installed")
 if not CHROMIUM.is_file():
     pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium, or set BIOTAG_CHROMIUM)", allow_module_level=True)
 
+from test_serve import train_toy_model  # noqa: E402
+
 from biotag.document import Document, Link  # noqa: E402
 from biotag.serve import ServeSettings, create_app  # noqa: E402
-from test_serve import train_toy_model  # noqa: E402
 
 STARTUP_SECONDS = 90  # a cold torch import on a busy 2-core machine is slow
 
@@ -79,22 +80,25 @@ def model_server(tmp_path_factory) -> Iterator[str]:
 TEXT = "Human BRCA1 gene mutations cause breast cancer in women."
 
 
+def add_overlapping_entities(doc: Document) -> None:
+    """Fixed entities over TEXT (wherever it is in ``doc``): a mention nested in another,
+    one crossing another, a discontinuous one, and links with names."""
+    base = doc.text.index(TEXT)
+
+    def at(word: str) -> int:
+        return doc.text.index(word, base)
+
+    doc.add_entity(at("BRCA1"), at(" mutations"), "gene", id="T1", score=0.91, links=[Link("NCBIGene", "672", "BRCA1")])
+    doc.add_entity(at("BRCA1"), at(" gene"), "gene", id="T2", score=0.42)
+    doc.add_entity(at("breast"), at(" in women"), "disease", id="T3", score=0.88, links=[Link("MESH", "D001943", "Breast Neoplasms")])
+    doc.add_entity(at("cause"), at(" cancer"), "chemical", id="T4", score=0.3)  # T3 crosses its end
+    doc.add_entity([(at("Human"), at(" BRCA1")), (at("women"), at("."))], type="species", id="T5", score=0.7)
+
+
 def annotate_overlaps(docs: list[Document]) -> list[Document]:
-    """Fixed entities over TEXT: a mention nested in another, one crossing another,
-    a discontinuous one, and links with names."""
     for doc in docs:
-        if TEXT not in doc.text:
-            continue
-        base = doc.text.index(TEXT)
-
-        def at(word: str) -> int:
-            return doc.text.index(word, base)
-
-        doc.add_entity(at("BRCA1"), at(" mutations"), "gene", id="T1", score=0.91, links=[Link("NCBIGene", "672", "BRCA1")])
-        doc.add_entity(at("BRCA1"), at(" gene"), "gene", id="T2", score=0.42)
-        doc.add_entity(at("breast"), at(" in women"), "disease", id="T3", score=0.88, links=[Link("MESH", "D001943", "Breast Neoplasms")])
-        doc.add_entity(at("cause"), at(" cancer"), "chemical", id="T4", score=0.3)  # T3 crosses its end
-        doc.add_entity([(at("Human"), at(" BRCA1")), (at("women"), at("."))], type="species", id="T5", score=0.7)
+        if TEXT in doc.text:
+            add_overlapping_entities(doc)
     return docs
 
 

@@ -10,10 +10,11 @@ stays free to answer ``/health`` and to take in other requests meanwhile.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Protocol, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, Response
@@ -40,6 +41,8 @@ from biotag.serve.settings import ServeSettings
 
 STATIC_DIR = Path(__file__).parent / "static"
 T = TypeVar("T")
+# module level: FastAPI resolves the endpoints' (string) annotations in this namespace
+OutputQuery = Annotated[OutputFormat, Query(description="response format")]
 
 
 class DocumentAnnotator(Protocol):
@@ -140,6 +143,10 @@ def create_app(settings: ServeSettings | None = None, *, annotator_factory: Anno
         description="Biomedical named-entity recognition and linking. Offsets are 0-based character "
         "offsets into the document text, end exclusive.",
         lifespan=lifespan,
+        # Swagger UI and ReDoc load their scripts from a CDN, which offline and locked-down
+        # sites cannot reach; the schema itself stays at /openapi.json
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.body_limit)
     app.state.settings = settings
@@ -166,16 +173,14 @@ def create_app(settings: ServeSettings | None = None, *, annotator_factory: Anno
         content = await app.state.runner.run(job)
         return Response(content, media_type=MEDIA_TYPES[output])
 
-    output_query = Query(OutputFormat.json, description="response format")
-
     @app.post("/annotate", response_model=DocumentModel, responses=_formatted_responses(DocumentModel), dependencies=auth, tags=["annotate"])
-    async def annotate(request: TextRequest, output: OutputFormat = output_query) -> Response:
+    async def annotate(request: TextRequest, output: OutputQuery = OutputFormat.json) -> Response:
         """Annotate one text; returns one document."""
         document = Document(id=request.id, text=request.text)
         return await respond(lambda: [document], output, single=True)
 
     @app.post("/annotate/batch", response_model=DocumentList, responses=_formatted_responses(DocumentList), dependencies=auth, tags=["annotate"])
-    async def annotate_batch(request: BatchRequest, output: OutputFormat = output_query) -> Response:
+    async def annotate_batch(request: BatchRequest, output: OutputQuery = OutputFormat.json) -> Response:
         """Annotate a list of texts or of documents (annotations they hold are kept)."""
         if request.texts is not None:
             texts = request.texts
@@ -199,13 +204,15 @@ def create_app(settings: ServeSettings | None = None, *, annotator_factory: Anno
     )
     async def annotate_file(
         request: Request,
-        format: InputFormat = Query(..., description="format of the request body"),
-        output: OutputFormat = output_query,
-        id: str = Query("document", min_length=1, max_length=256, description="document id for formats without ids (text, conll)"),
+        input_format: Annotated[InputFormat, Query(alias="format", description="format of the request body")],
+        output: OutputQuery = OutputFormat.json,
+        doc_id: Annotated[
+            str, Query(alias="id", min_length=1, max_length=256, description="document id for formats without ids (text, conll)")
+        ] = "document",
     ) -> Response:
         """Annotate the documents of a raw body in any supported input format."""
         body = await request.body()
-        return await respond(lambda: read_body(body, format, id), output, single=False)
+        return await respond(lambda: read_body(body, input_format, doc_id), output, single=False)
 
     @app.get("/health", response_model=HealthModel, tags=["service"])
     async def health() -> HealthModel:

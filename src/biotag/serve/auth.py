@@ -5,11 +5,13 @@ Keys are compared in constant time: both sides are hashed to equal-length digest
 the first match.
 """
 
-from __future__ import annotations
+# no ``from __future__ import annotations`` here: FastAPI must see the dependency's
+# Annotated[..., Security(scheme)] parameters as objects, and the schemes are locals
 
 import hashlib
 import hmac
-from typing import Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
+from typing import Annotated
 
 from fastapi import Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -47,8 +49,8 @@ def api_key_dependency(checker: KeyChecker) -> Callable[..., None]:
     bearer_scheme = HTTPBearer(auto_error=False, description="an API key as a bearer token")
 
     async def require_api_key(
-        header_key: Optional[str] = Security(header_scheme),
-        bearer: Optional[HTTPAuthorizationCredentials] = Security(bearer_scheme),
+        header_key: Annotated[str | None, Security(header_scheme)],
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
     ) -> None:
         presented = header_key or (bearer.credentials if bearer else None)
         if presented is None:

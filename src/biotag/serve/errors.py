@@ -4,7 +4,8 @@ size limit or routing."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -47,7 +48,7 @@ class ServiceError(Exception):
         self.headers = headers
 
     @classmethod
-    def from_input_error(cls, error: InputError) -> "ServiceError":
+    def from_input_error(cls, error: InputError) -> ServiceError:
         """A body that cannot be parsed in its declared format is a 400; a parsed but
         inconsistent document (offsets outside the text...) a 422."""
         status, code = (400, "bad_format") if isinstance(error, FormatError) else (422, "invalid_input")

@@ -9,7 +9,7 @@ the text, entity text matching), which names the document and field at fault.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -45,8 +45,8 @@ class _Strict(BaseModel):
 class LinkModel(_Strict):
     ontology: str = Field(examples=["NCBIGene"])
     id: str = Field(examples=["672"])
-    name: Optional[str] = Field(None, examples=["BRCA1"])
-    score: Optional[float] = None
+    name: str | None = Field(None, examples=["BRCA1"])
+    score: float | None = None
 
 
 class EntityModel(_Strict):
@@ -54,24 +54,24 @@ class EntityModel(_Strict):
     type: str = Field(examples=["gene"])
     spans: list[SpanPair] = Field(description="[start, end) character offsets; several for a discontinuous mention")
     text: str = Field(description="the covered text, fragments joined by one space")
-    score: Optional[float] = None
-    source: Optional[str] = Field(None, description='which step made it ("ner", "gold"...)')
+    score: float | None = None
+    source: str | None = Field(None, description='which step made it ("ner", "gold"...)')
     links: list[LinkModel] = []
     attributes: dict[str, Any] = {}
 
 
 class ArgumentModel(_Strict):
     role: str
-    entity: Optional[str] = Field(None, description="id of an entity of this document")
-    concept: Optional[str] = Field(None, description="a concept id, for document-level relations")
+    entity: str | None = Field(None, description="id of an entity of this document")
+    concept: str | None = Field(None, description="a concept id, for document-level relations")
 
 
 class RelationModel(_Strict):
     id: str
     type: str
     arguments: list[ArgumentModel]
-    score: Optional[float] = None
-    source: Optional[str] = None
+    score: float | None = None
+    source: str | None = None
     attributes: dict[str, Any] = {}
 
 
@@ -90,8 +90,8 @@ class DocumentModel(_Strict):
     passages: list[PassageModel] = []
     entities: list[EntityModel] = []
     relations: list[RelationModel] = []
-    sentences: Optional[list[SpanPair]] = None
-    tokens: Optional[list[SpanPair]] = None
+    sentences: list[SpanPair] | None = None
+    tokens: list[SpanPair] | None = None
     metadata: dict[str, Any] = {}
     errors: list[dict[str, Any]] = []
 
@@ -105,11 +105,11 @@ class BatchRequest(_Strict):
     """Exactly one of ``texts`` (ids ``"1"``, ``"2"``... in order) or ``documents``
     (annotations they already hold are kept)."""
 
-    texts: Optional[list[str]] = None
-    documents: Optional[list[DocumentModel]] = None
+    texts: list[str] | None = None
+    documents: list[DocumentModel] | None = None
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "BatchRequest":
+    def _exactly_one(self) -> BatchRequest:
         if (self.texts is None) == (self.documents is None):
             raise ValueError("give exactly one of 'texts' or 'documents'")
         return self
@@ -124,10 +124,10 @@ class ErrorModel(BaseModel):
 
     error: str = Field(description="machine-readable code", examples=["invalid_input"])
     message: str = Field(description="what is wrong, and where")
-    document: Optional[str] = Field(None, description="id (or position) of the document at fault")
-    field: Optional[str] = Field(None, description="the field at fault")
-    line: Optional[int] = Field(None, description="line of the request body at fault")
-    details: Optional[list[dict[str, Any]]] = Field(None, description="every problem found, for validation errors")
+    document: str | None = Field(None, description="id (or position) of the document at fault")
+    field: str | None = Field(None, description="the field at fault")
+    line: int | None = Field(None, description="line of the request body at fault")
+    details: list[dict[str, Any]] | None = Field(None, description="every problem found, for validation errors")
 
 
 class HealthModel(BaseModel):
@@ -136,6 +136,6 @@ class HealthModel(BaseModel):
 
 class ReadyModel(BaseModel):
     status: str = Field(examples=["ready"])
-    model: Optional[str] = Field(None, description="model directory, when known")
+    model: str | None = Field(None, description="model directory, when known")
     types: list[str] = Field([], description="entity types the model tags")
     auth: bool = Field(description="whether the annotate endpoints need an API key")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from biotag.errors import InputError
 
@@ -75,7 +76,7 @@ class ServeSettings:
         return json.dumps(data)
 
     @classmethod
-    def from_json(cls, text: str) -> "ServeSettings":
+    def from_json(cls, text: str) -> ServeSettings:
         data: dict[str, Any] = json.loads(text)
         known = {f.name for f in fields(cls)} - {"api_keys"}
         unknown = set(data) - known
@@ -86,7 +87,7 @@ class ServeSettings:
                 data[name] = Path(data[name])
         return cls(**data)
 
-    def replace(self, **changes: Any) -> "ServeSettings":
+    def replace(self, **changes: Any) -> ServeSettings:
         return replace(self, **changes)
 
 
