@@ -206,7 +206,7 @@ def serve(
     backend: str = typer.Option("auto", help="auto, onnx or torch."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for inference, per worker."),
 ) -> None:
-    """Run the REST service and web page (http://HOST:PORT/, API docs at /docs)."""
+    """Run the REST service and web page (http://HOST:PORT/, OpenAPI schema at /openapi.json)."""
     from biotag.serve.server import run
     from biotag.serve.settings import ServeSettings
 
