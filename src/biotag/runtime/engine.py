@@ -1,0 +1,281 @@
+"""ONNX Runtime inference for biotag model directories exported by :mod:`biotag.runtime.export`.
+
+:class:`OnnxTokenClassifier` is a drop-in word-level predictor (``schema``,
+``predict_words``, ``decode``) with exactly the windowing and merging of the PyTorch
+:class:`~biotag.models.token_classifier.TokenClassifier` (both run
+:func:`biotag.models.predict.predict_windows`); only the forward pass differs.
+
+Loading needs neither PyTorch nor transformers: importing ``transformers`` to build a
+tokenizer costs about two seconds and pulls in PyTorch, so the tokenizer is read with the
+``tokenizers`` library straight from ``tokenizer.json`` (which the export writes from the
+very tokenizer the PyTorch model used) and wrapped by :class:`FastTokenizer` in the small
+part of the transformers tokenizer interface that
+:class:`~biotag.text.subwords.SubwordEncoder` uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
+from tokenizers import Tokenizer
+
+from biotag.errors import InputError
+from biotag.labels import LabelSchema, TokenSpan
+from biotag.models.predict import predict_windows
+from biotag.text.subwords import SubwordBatch, SubwordEncoder
+
+BIOTAG_FILE = "biotag.json"
+TOKENIZER_FILE = "tokenizer.json"
+INPUT_NAMES = ("input_ids", "attention_mask")
+OUTPUT_NAME = "logits"
+# what ORT raises for a missing, truncated or invalid model file
+_ORT_LOAD_ERRORS = (
+    ort_errors.Fail,
+    ort_errors.InvalidArgument,
+    ort_errors.InvalidGraph,
+    ort_errors.InvalidProtobuf,
+    ort_errors.NoSuchFile,
+    ort_errors.NotImplemented,
+    ort_errors.RuntimeException,
+)
+
+
+class FastTokenizer:
+    """A ``tokenizers.Tokenizer`` behind the calls :class:`SubwordEncoder` makes on a
+    transformers fast tokenizer: ``tokenizer(word_lists, is_split_into_words=True,
+    add_special_tokens=...)`` returning ``["input_ids"]`` and ``word_ids(row)``, plus
+    ``unk_token_id``, ``pad_token_id`` and ``is_fast``."""
+
+    is_fast = True
+
+    def __init__(self, tokenizer: Tokenizer, *, unk_token_id: int, pad_token_id: int | None) -> None:
+        # a tokenizer.json may carry the checkpoint's fixed-length truncation and padding
+        # (sentence-transformers' MiniLM: 128); transformers ignores them unless asked,
+        # and so must we: windows are cut at word boundaries by SubwordEncoder
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        self.backend = tokenizer
+        self.unk_token_id = unk_token_id
+        self.pad_token_id = pad_token_id
+
+    @classmethod
+    def from_directory(cls, directory: str | Path) -> "FastTokenizer":
+        """Load ``tokenizer.json`` and take ``[UNK]`` / ``[PAD]`` from ``tokenizer_config.json``
+        (or ``special_tokens_map.json``), as transformers does."""
+        directory = Path(directory)
+        path = directory / TOKENIZER_FILE
+        if not path.is_file():
+            raise InputError("no tokenizer.json: the ONNX engine needs a fast tokenizer file", path=str(path), field="tokenizer")
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as error:  # tokenizers raises a bare Exception for a malformed file
+            raise InputError(f"unreadable tokenizer: {error}", path=str(path), field="tokenizer") from None
+        special = _special_token_names(directory)
+        ids = {}
+        for role in ("unk_token", "pad_token"):
+            name = special.get(role)
+            ids[role] = tokenizer.token_to_id(name) if name is not None else None
+        if ids["unk_token"] is None:
+            raise InputError(
+                f"the tokenizer has no unknown token in its vocabulary (unk_token={special.get('unk_token')!r})",
+                path=str(directory),
+                field="unk_token",
+            )
+        return cls(tokenizer, unk_token_id=ids["unk_token"], pad_token_id=ids["pad_token"])
+
+    def __call__(
+        self,
+        word_lists: Sequence[Sequence[str]],
+        *,
+        is_split_into_words: bool,
+        add_special_tokens: bool = True,
+        return_attention_mask: bool = False,
+        return_token_type_ids: bool = False,
+    ) -> "_Encodings":
+        if not is_split_into_words or return_attention_mask or return_token_type_ids:
+            raise NotImplementedError("FastTokenizer only encodes pre-split words into input ids")
+        batch = [list(words) for words in word_lists]
+        return _Encodings(self.backend.encode_batch(batch, is_pretokenized=True, add_special_tokens=add_special_tokens))
+
+
+class _Encodings:
+    """The ``BatchEncoding`` view SubwordEncoder reads: ``["input_ids"]`` and ``word_ids(row)``."""
+
+    def __init__(self, encodings) -> None:
+        self._encodings = encodings
+        self._input_ids = [e.ids for e in encodings]
+
+    def __getitem__(self, key: str) -> list[list[int]]:
+        if key != "input_ids":
+            raise KeyError(key)
+        return self._input_ids
+
+    def word_ids(self, row: int) -> list[int | None]:
+        return self._encodings[row].word_ids
+
+
+class OnnxTokenClassifier:
+    """Per-word scores from an exported biotag model with ONNX Runtime on CPU."""
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        encoder: SubwordEncoder,
+        schema: LabelSchema,
+        *,
+        model_file: Path,
+        metadata: dict[str, Any],
+    ) -> None:
+        self.session = session
+        self.encoder = encoder
+        self.schema = schema
+        self.model_file = model_file
+        self.metadata = metadata
+
+    @property
+    def max_length(self) -> int:
+        return self.encoder.max_length
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | os.PathLike, threads: int | None = None, file: str | None = None
+    ) -> "OnnxTokenClassifier":
+        """Load an exported model directory. ``file`` picks the ONNX file (default: the one
+        ``biotag.json`` names, else the only ``*.onnx`` there); ``threads`` is the number of
+        intra-op threads (default: the physical cores this process may use)."""
+        directory = Path(directory)
+        metadata, schema = read_metadata(directory)
+        model_file = _model_file(directory, metadata, file)
+        session = _session(model_file, threads)
+        _check_signature(session, schema, model_file)
+        tokenizer = FastTokenizer.from_directory(directory)
+        encoder = SubwordEncoder(tokenizer, max_length=int(metadata.get("max_length", 256)), stride=metadata.get("stride"))
+        return cls(session, encoder, schema, model_file=model_file, metadata=metadata)
+
+    def __repr__(self) -> str:
+        return f"OnnxTokenClassifier({str(self.model_file)!r}, types={list(self.schema.types)}, scheme={self.schema.scheme!r})"
+
+    def predict_words(self, word_lists: list[list[str]], *, batch_size: int = 32) -> list[np.ndarray]:
+        """Per-word logits, float32 ``[n_words, num_outputs]`` per word list, in input order."""
+        return predict_windows(self.encoder, self._run_batch, word_lists, self.schema.num_outputs, batch_size)
+
+    def decode(self, scores: np.ndarray, *, constrained: bool = True) -> list[tuple[TokenSpan, float]]:
+        return self.schema.decode(scores, constrained=constrained)
+
+    def _run_batch(self, batch: SubwordBatch) -> np.ndarray:
+        (logits,) = self.session.run(
+            [OUTPUT_NAME], {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+        )
+        return logits[batch.word_rows, batch.word_positions]  # each owned word's first sub-word
+
+
+def read_metadata(directory: Path) -> tuple[dict[str, Any], LabelSchema]:
+    """``biotag.json`` of a model directory and its label schema."""
+    path = directory / BIOTAG_FILE
+    if not path.is_file():
+        raise InputError("not a biotag model directory (no biotag.json)", path=str(directory), field="model")
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+        schema = LabelSchema.from_dict(metadata["schema"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise InputError(f"unreadable model metadata: {error}", path=str(path), field="schema") from None
+    return metadata, schema
+
+
+def default_threads() -> int:
+    """Physical cores, capped by the CPUs this process may run on: hyper-threads add
+    little to matrix products, and oversubscribing a restricted process only thrashes."""
+    import psutil
+
+    physical = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else physical
+    return max(1, min(physical, usable))
+
+
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    """CPU settings for one predictor: ``threads`` intra-op threads, no inter-op
+    parallelism (the graph is a chain), all graph optimisations."""
+    if threads is not None and threads < 1:
+        raise InputError(f"threads must be at least 1, got {threads}", field="threads")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or default_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
+def _session(model_file: Path, threads: int | None) -> ort.InferenceSession:
+    try:
+        return ort.InferenceSession(str(model_file), session_options(threads), providers=["CPUExecutionProvider"])
+    except _ORT_LOAD_ERRORS as error:
+        raise InputError(f"ONNX Runtime cannot load the model: {error}", path=str(model_file), field="onnx") from None
+
+
+def _model_file(directory: Path, metadata: dict[str, Any], file: str | None) -> Path:
+    if file is None:
+        file = (metadata.get("onnx") or {}).get("file")
+    if file is None:
+        candidates = sorted(p.name for p in directory.glob("*.onnx"))
+        if len(candidates) != 1:
+            found = ", ".join(candidates) if candidates else "none"
+            raise InputError(
+                f"cannot tell which ONNX file to load (found: {found}); name it in biotag.json "
+                "(onnx.file) or pass file=",
+                path=str(directory),
+                field="onnx",
+            )
+        file = candidates[0]
+    path = directory / file
+    if not path.is_file():
+        raise InputError(f"ONNX file {file!r} not found", path=str(path), field="onnx")
+    return path
+
+
+def _check_signature(session: ort.InferenceSession, schema: LabelSchema, model_file: Path) -> None:
+    """The graph must take exactly input_ids / attention_mask and give logits of the
+    schema's width (when the width is fixed in the graph)."""
+    inputs = sorted(i.name for i in session.get_inputs())
+    outputs = {o.name: o.shape for o in session.get_outputs()}
+    if inputs != sorted(INPUT_NAMES) or OUTPUT_NAME not in outputs:
+        raise InputError(
+            f"the graph takes {inputs} and gives {list(outputs)}; a biotag export takes "
+            f"{list(INPUT_NAMES)} and gives [{OUTPUT_NAME!r}]",
+            path=str(model_file),
+            field="onnx",
+        )
+    width = outputs[OUTPUT_NAME][-1]
+    if isinstance(width, int) and width != schema.num_outputs:
+        raise InputError(
+            f"the graph gives {width} scores per token but the {schema.scheme} schema over "
+            f"{list(schema.types)} needs {schema.num_outputs}",
+            path=str(model_file),
+            field="schema",
+        )
+
+
+def _special_token_names(directory: Path) -> dict[str, str]:
+    """Special token strings by role (``unk_token``...) from the transformers config files
+    (an entry is a string or an AddedToken dict with ``content``)."""
+    names: dict[str, str] = {}
+    for config_file in ("special_tokens_map.json", "tokenizer_config.json"):  # the latter wins, as in transformers
+        path = directory / config_file
+        if not path.is_file():
+            continue
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as error:
+            raise InputError(f"unreadable tokenizer config: {error}", path=str(path), field="tokenizer") from None
+        for role in ("unk_token", "pad_token"):
+            value = config.get(role)
+            if isinstance(value, dict):
+                value = value.get("content")
+            if isinstance(value, str):
+                names[role] = value
+    return names
