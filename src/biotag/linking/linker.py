@@ -1,0 +1,300 @@
+"""Entity linking: mentions to ontology identifiers, with a score and a NIL answer.
+
+For a mention of entity type ``t``, only the indexes serving ``t`` are asked (a disease
+mention never links to a gene; in the MeSH index only concepts of type ``t``), and in
+each of them:
+
+1. **exact** -- the normalised mention equals a normalised name (score 1.0);
+2. **variant** -- the loose keys are equal: plural, word order, Roman numerals, filler
+   words (score :data:`VARIANT_SCORE`);
+3. when neither matched, rewritten mentions (:mod:`biotag.linking.wordforms`):
+   **synonym** -- one word replaced by an equivalent learned from the ontology ("liver
+   tumors" -> liver neoplasms; :data:`SYNONYM_SCORE`), **head** -- leading modifiers
+   dropped ("hemorrhagic cystitis" -> cystitis; :data:`HEAD_SCORE`, less per word);
+4. **ngram** -- character 3-gram TF-IDF cosine, the nearest names (score = cosine).
+
+Exact and variant matches rank first; the other candidates by score; ties by the
+index's priority, then the
+concept's rank among those sharing the name (preferred name, prior, the document's
+organisms for genes). A :class:`~biotag.linking.candidates.Reranker` re-scores the
+candidates of mentions no exact or variant name matched. The best candidate scoring
+below ``threshold`` means NIL: no link.
+
+:meth:`Linker.resolve` adds two readings of the mention on top:
+
+* an **abbreviation** whose definition the document holds
+  (``doc.metadata["abbreviations"]``, :mod:`biotag.abbreviations`) is linked through its
+  long form when that scores higher;
+* a **composite** mention ("breast and ovarian cancer", "BRCA1/2") is split
+  (:mod:`biotag.linking.composite`) when every part links better than the whole.
+
+Results are cached per (mention, type, context), so repeated mentions cost a dict
+lookup: corpora repeat most of their mentions.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from biotag.document import Document, Entity, Link
+from biotag.entity_types import SPECIES, default_type_map
+from biotag.linking import composite, wordforms
+from biotag.linking.candidates import Candidate, Reranker
+from biotag.linking.index import OntologyIndex, open_indexes
+from biotag.linking.normalize import loose_key, loose_tokens, normalize
+from biotag.linking.ontology import split_curie
+
+VARIANT_SCORE = 0.95
+SYNONYM_SCORE = 0.9
+HEAD_SCORE = 0.8  # one leading word dropped; each further word costs HEAD_STEP
+HEAD_STEP = 0.1
+DEFAULT_THRESHOLD = 0.5
+# A composite reading must beat the whole mention by this much (its parts are shorter,
+# so their n-gram cosines run a little higher by chance).
+COMPOSITE_MARGIN = 0.02
+STAGES = {"exact": 0, "variant": 1}  # any other stage ranks after these, by score
+RERANK_POOL = 20
+_NGRAM_FANOUT = 4  # names fetched per wanted concept (several names share a concept)
+
+
+@dataclass(slots=True)
+class Part:
+    """One concept-bearing part of a mention (the whole mention unless composite) and
+    its candidates, best first."""
+
+    text: str
+    candidates: list[Candidate]
+
+    @property
+    def best(self) -> Candidate | None:
+        return self.candidates[0] if self.candidates else None
+
+
+def to_link(candidate: Candidate) -> Link:
+    prefix, local = split_curie(candidate.id)
+    return Link(prefix, local, candidate.name, round(float(candidate.score), 4))
+
+
+class Linker:
+    """Links mentions with the indexes of ``index_dir`` (default
+    :func:`~biotag.linking.index.default_index_dir`); ``ontologies`` picks some of them
+    by name. Raises an :class:`~biotag.errors.InputError` when there are none."""
+
+    def __init__(
+        self,
+        index_dir: str | Path | None = None,
+        ontologies: Iterable[str] | None = None,
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        reranker: Reranker | None = None,
+        composites: bool = True,
+        abbreviations: bool = True,
+        overwrite: bool = False,
+        cache_size: int = 200_000,
+    ) -> None:
+        self.indexes: list[OntologyIndex] = open_indexes(index_dir, ontologies)
+        self.threshold = threshold
+        self.reranker = reranker
+        self.composites = composites
+        self.abbreviations = abbreviations
+        self.overwrite = overwrite
+        self._type_map = default_type_map(unknown="keep")
+        self._cache: OrderedDict[tuple, list[Part]] = OrderedDict()
+        self._cache_size = cache_size
+
+    @classmethod
+    def from_indexes(cls, dir: str | Path | None = None, ontologies: Iterable[str] | None = None, **options) -> "Linker":
+        """A linker over the indexes in ``dir`` (all, or the named ``ontologies``)."""
+        return cls(dir, ontologies, **options)
+
+    @property
+    def types(self) -> list[str]:
+        """The entity types some index serves."""
+        return list(dict.fromkeys(t for index in self.indexes for t in index.info.types))
+
+    def indexes_for(self, entity_type: str) -> list[OntologyIndex]:
+        return [index for index in self.indexes if index.serves(entity_type)]
+
+    def unify(self, entity_type: str) -> str:
+        """biotag's type for a corpus label (``SpecificDisease`` -> ``disease``)."""
+        return self._type_map.unify(entity_type) or entity_type
+
+    # -- one name -------------------------------------------------------------------
+    def candidates(self, mention: str, entity_type: str, k: int = 5, *, taxa: frozenset[int] = frozenset()) -> list[Candidate]:
+        """The ``k`` best concepts for ``mention`` read as one name (no composite or
+        abbreviation reading), best first, whatever their score."""
+        entity_type = self.unify(entity_type)
+        normalized = normalize(mention)
+        if not normalized:
+            return []
+        found: dict[str, Candidate] = {}
+        indexes = self.indexes_for(entity_type)
+        for priority, index in enumerate(indexes):
+            self._string_matches(index, priority, entity_type, normalized, found, taxa)
+        if not found:
+            tokens = loose_tokens(normalized)
+            for priority, index in enumerate(indexes):
+                self._rewritten_matches(index, priority, entity_type, tokens, found, taxa)
+        if len(found) < k or not any(_certain(c) for c in found.values()):
+            for priority, index in enumerate(self.indexes_for(entity_type)):
+                self._ngram_matches(index, priority, entity_type, normalized, found, max(k, RERANK_POOL if self.reranker else k))
+        _mark_homonyms(found.values())
+        ranked = sorted(found.values(), key=_rank)
+        if self.reranker is not None and ranked and not _certain(ranked[0]):
+            ranked = self.reranker.rerank(mention, entity_type, ranked[:RERANK_POOL])
+        return ranked[:k]
+
+    def _add(self, found: dict[str, Candidate], index: OntologyIndex, concept_rows: Sequence[int], stage: str, score: float, priority: int, matched: str, taxa: frozenset[int]) -> None:
+        for order, row in enumerate(concept_rows):
+            if taxa and index.concept_taxon is not None:
+                order += 0 if index.taxon(row) in taxa else 1000  # the document's organisms first
+            record = index.concept_record(row)
+            candidate = Candidate(record.id, record.name, score, stage, index.name, matched, priority, order, record.alt_ids)
+            current = found.get(record.id)
+            if current is None or _rank(candidate) < _rank(current):
+                found[record.id] = candidate
+
+    def _string_matches(self, index: OntologyIndex, priority: int, entity_type: str, normalized: str, found: dict, taxa: frozenset[int]) -> None:
+        mask = index.type_mask(entity_type)
+        row = index.exact(normalized)
+        if row is not None:
+            self._add(found, index, index.concepts_of(row, mask), "exact", 1.0, priority, normalized, taxa)
+        for row in index.variants(loose_key(normalized)):
+            self._add(found, index, index.concepts_of(row, mask), "variant", VARIANT_SCORE, priority, index.string_text(row), taxa)
+
+    def _rewritten_matches(self, index: OntologyIndex, priority: int, entity_type: str, tokens: list[str], found: dict, taxa: frozenset[int]) -> None:
+        mask = index.type_mask(entity_type)
+        for key in wordforms.substitutions(tokens, index.equivalents):
+            for row in index.variants(key):
+                self._add(found, index, index.concepts_of(row, mask), "synonym", SYNONYM_SCORE, priority, index.string_text(row), taxa)
+        for key, dropped in wordforms.head_readings(tokens):
+            score = HEAD_SCORE - HEAD_STEP * (dropped - 1)
+            for row in index.variants(key):
+                self._add(found, index, index.concepts_of(row, mask), "head", score, priority, index.string_text(row), taxa)
+
+    def _ngram_matches(self, index: OntologyIndex, priority: int, entity_type: str, normalized: str, found: dict, k: int) -> None:
+        mask = index.type_mask(entity_type)
+        rows, scores = index.search(normalized, mask, k * _NGRAM_FANOUT)
+        for row, score in zip(rows.tolist(), scores.tolist()):
+            self._add(found, index, index.concepts_of(row, mask)[:k], "ngram", score, priority, index.string_text(row), frozenset())
+
+    def link(self, mention: str, entity_type: str, k: int = 5) -> list[Link]:
+        """Up to ``k`` links for ``mention`` read as one name, best first; empty (NIL)
+        when even the best scores below the threshold."""
+        return [to_link(c) for c in self.candidates(mention, entity_type, k) if c.score >= self.threshold]
+
+    # -- a mention in context -------------------------------------------------------
+    def resolve(self, mention: str, entity_type: str, k: int = 5, *, long_form: str | None = None, taxa: frozenset[int] = frozenset()) -> list[Part]:
+        """The parts of ``mention`` (one unless it is composite) with their ``k`` best
+        candidates; ``long_form`` is the definition of a mention that is an
+        abbreviation, ``taxa`` the organisms of the document (for genes)."""
+        entity_type = self.unify(entity_type)
+        key = (mention, entity_type, k, long_form, taxa)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        parts = self._resolve(mention, entity_type, k, long_form, taxa)
+        self._cache[key] = parts
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return parts
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    def _resolve(self, mention: str, entity_type: str, k: int, long_form: str | None, taxa: frozenset[int]) -> list[Part]:
+        whole = Part(mention, self.candidates(mention, entity_type, k, taxa=taxa))
+        if long_form and self.abbreviations:
+            expanded = self._resolve(long_form, entity_type, k, None, taxa)
+            if _score(expanded) > _score([whole]):
+                return expanded
+        if not self.composites or (whole.best is not None and _certain(whole.best)) or not composite.maybe_composite(mention):
+            return [whole]
+        best, best_score = [whole], _score([whole]) + COMPOSITE_MARGIN
+        for reading in composite.readings(mention):
+            parts = [Part(text, self.candidates(text, entity_type, k, taxa=taxa)) for text in reading]
+            if _score(parts) > best_score:
+                best, best_score = parts, _score(parts)
+        return _distinct(best)
+
+    def link_documents(self, docs: list[Document]) -> list[Document]:
+        """Add links to the entities of ``docs`` in place (entities that have links
+        already are left alone unless ``overwrite``) and return them. Species are
+        linked first, so gene mentions prefer the genes of the document's organisms."""
+        for doc in docs:
+            long_forms = _abbreviation_long_forms(doc) if self.abbreviations else {}
+            served = set(self.types)
+            todo = [e for e in doc.entities if (self.overwrite or not e.links) and self.unify(e.type) in served]
+            todo.sort(key=lambda e: self.unify(e.type) != SPECIES)
+            taxa: frozenset[int] | None = None
+            for entity in todo:
+                if taxa is None and self.unify(entity.type) != SPECIES:
+                    taxa = _document_taxa(doc)
+                self._link_entity(entity, long_forms.get(entity.text), taxa or frozenset())
+        return docs
+
+    def _link_entity(self, entity: Entity, long_form: str | None, taxa: frozenset[int]) -> None:
+        links: list[Link] = []
+        for part in self.resolve(entity.text, entity.type, 1, long_form=long_form, taxa=taxa):
+            best = part.best
+            if best is not None and best.score >= self.threshold and all(best.id != f"{l.ontology}:{l.id}" for l in links):
+                links.append(to_link(best))
+        entity.links = links
+
+    __call__ = link_documents
+
+
+def _mark_homonyms(candidates: Iterable[Candidate]) -> None:
+    """Tell each candidate which other candidates its matched name also names."""
+    by_name: dict[str, list[str]] = {}
+    for candidate in candidates:
+        by_name.setdefault(candidate.matched, []).append(candidate.id)
+    for candidate in candidates:
+        candidate.homonyms = tuple(i for i in by_name[candidate.matched] if i != candidate.id)
+
+
+def _certain(candidate: Candidate) -> bool:
+    """Found by an exact or variant name (not by a rewrite or by similarity)."""
+    return candidate.stage in STAGES
+
+
+def _rank(candidate: Candidate) -> tuple:
+    return (STAGES.get(candidate.stage, 2), -candidate.score, candidate.priority, candidate.order)
+
+
+def _score(parts: list[Part]) -> float:
+    """A reading's score: its weakest part's best score (0 when a part has none)."""
+    return min((p.best.score if p.best else 0.0) for p in parts) if parts else 0.0
+
+
+def _distinct(parts: list[Part]) -> list[Part]:
+    """Parts whose best concepts differ (two parts naming one concept are one link)."""
+    seen, out = set(), []
+    for part in parts:
+        key = part.best.id if part.best else part.text
+        if key not in seen:
+            seen.add(key)
+            out.append(part)
+    return out
+
+
+def _abbreviation_long_forms(doc: Document) -> dict[str, str]:
+    """Short form text -> long form text, from ``doc.metadata["abbreviations"]``."""
+    out: dict[str, str] = {}
+    for pair in doc.metadata.get("abbreviations") or ():
+        try:
+            (s0, s1), (l0, l1) = pair["short"], pair["long"]
+        except (KeyError, TypeError, ValueError):
+            continue  # not ours to validate: the abbreviations step wrote it
+        short, long = doc.text[s0:s1], doc.text[l0:l1]
+        if short and long:
+            out.setdefault(short, long)
+    return out
+
+
+def _document_taxa(doc: Document) -> frozenset[int]:
+    return frozenset(int(link.id) for e in doc.entities for link in e.links if link.ontology == "NCBITaxon" and link.id.isdigit())

@@ -1,0 +1,263 @@
+"""The dictionaries biotag can build indexes from by name, and their parsers.
+
+Each :class:`Source` names its files relative to a dictionaries folder (by default
+``<data root>/dictionaries``, see :func:`biotag.paths.data_root`; ``biotag build-index
+--source DIR`` for a user's own copy), the parser that turns them into
+:class:`~biotag.linking.ontology.Concept` objects, the entity types it serves and its
+*priority* among the ontologies of one type (lower first when two give the same score).
+
+========== ================================= ============== =========================
+name       files                             types          IDs
+========== ================================= ============== =========================
+medic      ctd/CTD_diseases.tsv.gz (2017)    disease        MESH:D…/C…, OMIM:…
+medic-2012 ctd/medic_06Jul2012.txt.gz        disease        MESH:…, OMIM:…
+mesh       mesh/mesh_descriptors + SCRs      chemical,      MESH:D…/C…
+                                             disease,
+                                             species, anatomy
+ncbigene   genes/{Homo_sapiens,Mus_musculus} gene           NCBIGene:…
+           .gene_info.gz
+rgd        genes/rgd_rat_genes.tsv.gz        gene           RGD:…
+ncbitaxon  taxonomy/ncbi_taxonomy_names      species        NCBITaxon:…
+cellosaurus ontologies/cellosaurus.tsv.gz    cell_line      CVCL:…
+cl         ontologies/cl.tsv.gz              cell_type      CL:…
+chebi      ontologies/chebi.tsv.gz           chemical       CHEBI:…
+mondo      ontologies/mondo.tsv.gz           disease        MONDO:…
+hpo        ontologies/hp.obo.gz              disease        HP:…
+doid       ontologies/doid.tsv.gz            disease        DOID:…
+uberon     ontologies/uberon.tsv.gz          anatomy        UBERON:…
+========== ================================= ============== =========================
+
+Human phenotypes (HPO) serve the ``disease`` type because biotag's disease type is
+BioRED's DiseaseOrPhenotypicFeature. Gene concepts of the ``biological-region`` kind
+(enhancers, hypersensitive sites: 43k human entries no corpus links to) are left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from biotag import paths
+from biotag.entity_types import CELL_LINE, CELL_TYPE, CHEMICAL, DISEASE, GENE, SPECIES
+from biotag.errors import FormatError, InputError
+from biotag.linking.index import build_index
+from biotag.linking.ontology import Concept, numbered_lines, read_obo, read_tsv, split_list
+
+ANATOMY = "anatomy"
+Parser = Callable[[list[Path]], Iterable[Concept]]
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    files: tuple[str, ...]
+    parser: Parser
+    types: tuple[str, ...]
+    priority: int
+    description: str
+    licence: str = ""
+    options: dict = field(default_factory=dict, compare=False)
+
+    def paths(self, root: str | Path | None = None) -> list[Path]:
+        """The source's files under ``root`` (default: ``<data root>/dictionaries``);
+        a clear InputError names the first that is missing."""
+        base = Path(root) if root is not None else dictionaries_root()
+        found = [base / f for f in self.files]
+        for path in found:
+            if not path.is_file():
+                raise InputError(
+                    f"dictionary {self.name!r} needs {self.files}; not found under {base} "
+                    "(give the folder with --source or set BIOTAG_DATA)",
+                    path=str(path),
+                )
+        return found
+
+    def concepts(self, root: str | Path | None = None) -> Iterable[Concept]:
+        return self.parser(self.paths(root))
+
+    def build(self, root: str | Path | None = None, out_dir: str | Path | None = None) -> Path:
+        """Build this dictionary's index into ``out_dir`` (default: the index folder)."""
+        files = self.paths(root)
+        return build_index(self.name, self.parser(files), out_dir, priority=self.priority, description=self.description, sources=files)
+
+
+def dictionaries_root() -> Path:
+    return paths.data_root() / "dictionaries"
+
+
+def _columns(path: Path, minimum: int, skip_header: Callable[[str], bool]) -> Iterator[tuple[int, list[str]]]:
+    for number, line in numbered_lines(path):
+        if not line or skip_header(line):
+            continue
+        columns = line.split("\t")
+        if len(columns) < minimum:
+            raise FormatError(f"expected at least {minimum} TAB-separated columns, found {len(columns)}", path=str(path), line=number)
+        yield number, columns
+
+
+def _is_header(first_column: str) -> Callable[[str], bool]:
+    return lambda line: line.startswith("#") or line.split("\t", 1)[0] == first_column
+
+
+# -- CTD / MEDIC ------------------------------------------------------------------------
+def _ctd_alt_id(raw: str) -> str:
+    return raw[3:] if raw.startswith("DO:DOID:") else raw  # CTD writes DO:DOID:0060395
+
+
+def read_ctd_diseases(files: list[Path]) -> Iterator[Concept]:
+    """CTD's ``CTD_diseases.tsv``: DiseaseName, DiseaseID, AltDiseaseIDs, Definition,
+    ParentIDs, TreeNumbers, ParentTreeNumbers, Synonyms, SlimMappings."""
+    for path in files:
+        for _, c in _columns(path, 8, lambda line: line.startswith("#")):
+            alt = tuple(_ctd_alt_id(a) for a in split_list(c[2]))
+            yield Concept(c[1].strip(), c[0].strip(), split_list(c[7]), (DISEASE,), alt_ids=alt, prior=0 if c[1].startswith("MESH:") else 1)
+
+
+def _medic_id(raw: str) -> str:
+    raw = raw.strip()
+    return f"OMIM:{raw}" if raw.isdigit() else f"MESH:{raw}"
+
+
+def read_medic_2012(files: list[Path]) -> Iterator[Concept]:
+    """MEDIC's 2012 flat file: ``MeSH|OMIM…||name|synonym…``; the MeSH ID, when there is
+    one, identifies the concept (NCBI-disease annotates with it), OMIM IDs are alternates."""
+    for path in files:
+        for number, line in numbered_lines(path):
+            if not line.strip():
+                continue
+            ids, sep, names = line.partition("||")
+            if not sep or not names.strip():
+                raise FormatError("expected IDs||name|synonym...", path=str(path), line=number)
+            curies = [_medic_id(i) for i in ids.split("|") if i.strip()]
+            curies.sort(key=lambda curie: not curie.startswith("MESH:"))
+            name, *synonyms = split_list(names)
+            yield Concept(curies[0], name, tuple(synonyms), (DISEASE,), alt_ids=tuple(curies[1:]))
+
+
+# -- MeSH -------------------------------------------------------------------------------
+_MESH_TYPES = {"disease": DISEASE, "chemical": CHEMICAL, "organism": SPECIES, "anatomy": ANATOMY}
+
+
+def read_mesh(files: list[Path]) -> Iterator[Concept]:
+    """MeSH descriptors (``id name synonyms type tree_numbers``; prior 0) and
+    supplementary concept records (``id name synonyms type mapped_descriptors``;
+    prior 1: a name shared by both means the descriptor). Descriptors of no linkable
+    tree (``other``: activities, places...) are left out."""
+    for rank, path in enumerate(files):
+        for _, c in _columns(path, 4, _is_header("id")):
+            types = tuple(dict.fromkeys(_MESH_TYPES[t] for t in split_list(c[3], ",") if t in _MESH_TYPES))
+            if types:
+                xrefs = split_list(c[4]) if rank and len(c) > 4 else ()
+                yield Concept(c[0].strip(), c[1].strip(), split_list(c[2]), types, xrefs=xrefs, prior=rank)
+
+
+# -- genes ------------------------------------------------------------------------------
+_GENE_KIND_RANK = {"protein-coding": 0, "ncRNA": 1, "rRNA": 1, "tRNA": 1, "snRNA": 1, "snoRNA": 1, "scRNA": 1, "pseudo": 3}
+_TAXON_RANK = {9606: 0, 10090: 1, 10116: 2}
+
+
+def _gene_field(value: str) -> tuple[str, ...]:
+    return () if value.strip() == "-" else split_list(value)
+
+
+def read_gene_info(files: list[Path]) -> Iterator[Concept]:
+    """NCBI Gene ``gene_info`` files: the symbol is the name; synonyms, the authority's
+    symbol and full name, the description and other designations are synonyms. Prior:
+    protein-coding first, then human, mouse, rat."""
+    for path in files:
+        for number, c in _columns(path, 14, lambda line: line.startswith("#")):
+            kind = c[9]
+            if kind == "biological-region":
+                continue
+            try:
+                taxon = int(c[0])
+            except ValueError:
+                raise FormatError(f"tax_id {c[0]!r} is not a number", path=str(path), line=number, field="tax_id") from None
+            synonyms = (*_gene_field(c[4]), *_gene_field(c[10]), *_gene_field(c[11]), *_gene_field(c[8]), *_gene_field(c[13]))
+            prior = 4 * _GENE_KIND_RANK.get(kind, 2) + _TAXON_RANK.get(taxon, 3)
+            yield Concept(f"NCBIGene:{c[1].strip()}", c[2].strip(), synonyms, (GENE,), taxon=taxon, prior=prior)
+
+
+def read_rgd(files: list[Path]) -> Iterator[Concept]:
+    """RGD rat genes: ``ID symbol synonyms(;) ensembl``."""
+    for path in files:
+        for _, c in _columns(path, 2, _is_header("ID")):
+            synonyms = split_list(c[2], ";") if len(c) > 2 else ()
+            yield Concept(f"RGD:{c[0].strip()}", c[1].strip(), synonyms, (GENE,), taxon=10116)
+
+
+# -- NCBI Taxonomy ----------------------------------------------------------------------
+_RANK_PRIOR = {"species": 0, "subspecies": 1, "varietas": 1, "forma": 1, "strain": 1, "genus": 2, "no_rank": 3}
+
+
+def read_taxonomy(files: list[Path]) -> Iterator[Concept]:
+    """``id name synonyms rank``; prior: species first, then infraspecific ranks,
+    genera, unranked and higher taxa (``mouse`` is a species before anything else)."""
+    for path in files:
+        for _, c in _columns(path, 4, _is_header("id")):
+            rank = c[3].strip()
+            yield Concept(c[0].strip(), c[1].strip(), split_list(c[2]), (SPECIES,), prior=_RANK_PRIOR.get(rank, 4), extra={"rank": rank})
+
+
+def _tsv(types: tuple[str, ...], xref_column: int | None = None) -> Parser:
+    def parse(files: list[Path]) -> Iterator[Concept]:
+        for path in files:
+            yield from read_tsv(path, types=types, xref_column=xref_column)
+
+    return parse
+
+
+def _obo(types: tuple[str, ...], prefixes: tuple[str, ...]) -> Parser:
+    def parse(files: list[Path]) -> Iterator[Concept]:
+        for path in files:
+            yield from read_obo(path, types=types, id_prefixes=prefixes)
+
+    return parse
+
+
+_CC_BY = "CC BY 4.0"
+SOURCES: dict[str, Source] = {
+    s.name: s
+    for s in (
+        Source("medic", ("ctd/CTD_diseases.tsv.gz",), read_ctd_diseases, (DISEASE,), 0, "CTD MEDIC diseases (2017)", "CTD terms (cite, link, notify CTD)"),
+        Source("medic-2012", ("ctd/medic_06Jul2012.txt.gz",), read_medic_2012, (DISEASE,), 1, "MEDIC 2012-07-06 (NCBI-disease's dictionary)", "CTD terms"),
+        Source(
+            "mesh",
+            ("mesh/mesh_descriptors.tsv.gz", "mesh/mesh_scr_chemical_disease.tsv.gz"),
+            read_mesh,
+            (CHEMICAL, DISEASE, SPECIES, ANATOMY),
+            2,
+            "MeSH 2025 descriptors and 2024 supplementary concept records (chemicals, diseases)",
+            "NLM terms",
+        ),
+        Source(
+            "ncbigene",
+            ("genes/Homo_sapiens.gene_info.gz", "genes/Mus_musculus.gene_info.gz"),
+            read_gene_info,
+            (GENE,),
+            0,
+            "NCBI Gene, human and mouse",
+            "public domain",
+        ),
+        Source("rgd", ("genes/rgd_rat_genes.tsv.gz",), read_rgd, (GENE,), 5, "RGD rat genes (RGD IDs)", "RGD terms"),
+        Source("ncbitaxon", ("taxonomy/ncbi_taxonomy_names.tsv.gz",), read_taxonomy, (SPECIES,), 0, "NCBI Taxonomy names (subset)", "public domain"),
+        Source("cellosaurus", ("ontologies/cellosaurus.tsv.gz",), _tsv((CELL_LINE,)), 0, "Cellosaurus 55 (names only)", _CC_BY),
+        Source("cl", ("ontologies/cl.tsv.gz",), _tsv((CELL_TYPE,)), 0, "Cell Ontology", _CC_BY),
+        Source("chebi", ("ontologies/chebi.tsv.gz",), _tsv((CHEMICAL,)), 5, "ChEBI (names only)", _CC_BY),
+        Source("mondo", ("ontologies/mondo.tsv.gz",), _tsv((DISEASE,), xref_column=3), 5, "MONDO disease ontology", _CC_BY),
+        Source("hpo", ("ontologies/hp.obo.gz",), _obo((DISEASE,), ("HP",)), 6, "Human Phenotype Ontology", "HPO licence"),
+        Source("doid", ("ontologies/doid.tsv.gz",), _tsv((DISEASE,), xref_column=3), 7, "Human Disease Ontology", "CC0 1.0"),
+        Source("uberon", ("ontologies/uberon.tsv.gz",), _tsv((ANATOMY,)), 0, "UBERON anatomy", _CC_BY),
+    )
+}
+
+
+def get_source(name: str) -> Source:
+    source = SOURCES.get(name.strip().lower())
+    if source is None:
+        raise InputError(f"unknown dictionary {name!r}; known: {', '.join(SOURCES)} (or add your own with biotag add-ontology)", field="ontology")
+    return source
+
+
+__all__ = ["ANATOMY", "SOURCES", "Source", "dictionaries_root", "get_source", "read_ctd_diseases", "read_gene_info", "read_medic_2012", "read_mesh", "read_rgd", "read_taxonomy"]
