@@ -25,21 +25,15 @@ bi-encoder): it gets a mention and its candidates and returns them re-scored.
 from __future__ import annotations
 
 import threading
-import zlib
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 import numpy as np
 
-from biotag.linking.normalize import loose_tokens
-
 NGRAM = 3
 _SEPARATOR, _SPACE, _OTHER = 0, 1, 38
 ALPHABET_SIZE = 39
-N_CHAR_FEATURES = ALPHABET_SIZE**NGRAM
-WORD_BUCKETS = 1 << 18
-N_FEATURES = N_CHAR_FEATURES + WORD_BUCKETS
-DEFAULT_WORD_WEIGHT = 1.0
+N_FEATURES = ALPHABET_SIZE**NGRAM
 
 _CODES = np.full(256, _OTHER, dtype=np.int32)
 _CODES[0] = _SEPARATOR
@@ -47,8 +41,8 @@ _CODES[ord(" ")] = _SPACE
 _CODES[np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", np.uint8)] = np.arange(2, 28)
 _CODES[np.frombuffer(b"0123456789", np.uint8)] = np.arange(28, 38)
 
-DEFAULT_BUDGET = 60_000  # postings summed per query before the rest are only rescored
-DEFAULT_POOL = 64  # names rescored exactly per query
+DEFAULT_BUDGET = 10_000  # postings summed per query before the rest are only rescored
+DEFAULT_POOL = 48  # names rescored exactly per query
 
 
 def ngram_features(strings: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -66,27 +60,6 @@ def ngram_features(strings: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return owner[valid].astype(np.int64), features[valid].astype(np.int32)
 
 
-def word_features(strings: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """``(owner, feature)`` for the words of every string (as the variant key sees them:
-    singular, Roman numerals as digits...), hashed into :data:`WORD_BUCKETS` features
-    after the 3-gram ones (CRC-32: stable across processes, unlike ``hash``)."""
-    owners: list[int] = []
-    features: list[int] = []
-    for owner, string in enumerate(strings):
-        for word in loose_tokens(string):
-            owners.append(owner)
-            features.append(N_CHAR_FEATURES + zlib.crc32(word.encode()) % WORD_BUCKETS)
-    return np.array(owners, np.int64), np.array(features, np.int32)
-
-
-def _features(strings: Sequence[str], word_weight: float) -> tuple[np.ndarray, np.ndarray]:
-    owner, features = ngram_features(strings)
-    if word_weight:
-        word_owner, words = word_features(strings)
-        owner, features = np.concatenate([owner, word_owner]), np.concatenate([features, words])
-    return owner, features
-
-
 @dataclass
 class NgramMatrix:
     """The TF-IDF matrix in posting-list form: names having feature ``f`` are
@@ -97,38 +70,33 @@ class NgramMatrix:
     weights: np.ndarray  # float16
     idf: np.ndarray  # float32, N_FEATURES
     n_rows: int
-    word_weight: float = DEFAULT_WORD_WEIGHT  # 0: 3-grams only
 
     ARRAYS = ("ptr", "rows", "weights", "idf")
 
     @classmethod
-    def build(cls, strings: Sequence[str], word_weight: float = DEFAULT_WORD_WEIGHT) -> "NgramMatrix":
+    def build(cls, strings: Sequence[str]) -> "NgramMatrix":
         n = len(strings)
-        owner, features = _features(strings, word_weight)
+        owner, features = ngram_features(strings)
         pairs, counts = np.unique(owner * N_FEATURES + features, return_counts=True)
         rows, features = pairs // N_FEATURES, (pairs % N_FEATURES).astype(np.int32)
         df = np.bincount(features, minlength=N_FEATURES)
         idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
-        weights = (1.0 + np.log(counts)) * idf[features] * _scale(features, word_weight)
+        weights = (1.0 + np.log(counts)) * idf[features]
         norms = np.sqrt(np.bincount(rows, weights * weights, minlength=n))
         weights /= norms[rows]
         order = np.argsort(features, kind="stable")  # by feature, rows stay ascending
         ptr = np.zeros(N_FEATURES + 1, np.int64)
         np.cumsum(df, out=ptr[1:])
-        return cls(ptr, rows[order].astype(np.int32), weights[order].astype(np.float16), idf, n, word_weight)
+        return cls(ptr, rows[order].astype(np.int32), weights[order].astype(np.float16), idf, n)
 
     def query(self, normalized: str) -> tuple[np.ndarray, np.ndarray]:
         """The query's features and L2-normalised weights (3-grams no name has count
         towards the norm: a mention full of unknown 3-grams matches nothing well)."""
-        _, features = _features([normalized], self.word_weight)
+        _, features = ngram_features([normalized])
         features, counts = np.unique(features, return_counts=True)
-        weights = (1.0 + np.log(counts)) * self.idf[features] * _scale(features, self.word_weight)
+        weights = (1.0 + np.log(counts)) * self.idf[features]
         norm = np.sqrt(np.dot(weights, weights))
         return features, (weights / norm if norm else weights).astype(np.float32)
-
-
-def _scale(features: np.ndarray, word_weight: float) -> np.ndarray | float:
-    return np.where(features >= N_CHAR_FEATURES, word_weight, 1.0) if word_weight not in (0.0, 1.0) else 1.0
 
 
 _scratch = threading.local()

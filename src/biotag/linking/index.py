@@ -39,7 +39,7 @@ from typing import Iterable
 import numpy as np
 
 from biotag.errors import FormatError, InputError
-from biotag.linking.candidates import DEFAULT_WORD_WEIGHT, NgramMatrix, search
+from biotag.linking.candidates import NgramMatrix, search
 from biotag.linking.normalize import loose_key, normalize
 from biotag.linking.ontology import Concept
 from biotag.linking.wordforms import learn_equivalents
@@ -72,7 +72,6 @@ class IndexInfo:
     sources: tuple[dict, ...] = ()
     built: str = ""
     build_seconds: float = 0.0
-    word_weight: float = 0.0  # weight of word features beside 3-grams (candidates.py)
     format: int = FORMAT_VERSION
 
     def to_dict(self) -> dict:
@@ -175,7 +174,6 @@ def build_index(
     priority: int = 10,
     description: str = "",
     sources: Iterable[str | Path] = (),
-    word_weight: float = DEFAULT_WORD_WEIGHT,
 ) -> Path:
     """Build the index ``<out_dir>/<name>`` (replacing an older one) and return its path.
 
@@ -199,7 +197,7 @@ def build_index(
     strings, string_ptr, string_concepts = _string_table(merged)
     concept_types = _type_bits(merged, all_types)
     string_types = np.bitwise_or.reduceat(concept_types[string_concepts], string_ptr[:-1]) if strings else np.zeros(0, np.uint32)
-    matrix = NgramMatrix.build(strings, word_weight)
+    matrix = NgramMatrix.build(strings)
     sources_info = tuple({"path": str(p), "bytes": Path(p).stat().st_size, "modified": int(Path(p).stat().st_mtime)} for p in sources)
 
     out = Path(out_dir) if out_dir is not None else default_index_dir()
@@ -229,7 +227,6 @@ def build_index(
             prefixes=tuple(sorted({c.prefix for c in merged})),
             sources=sources_info,
             built=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            word_weight=word_weight,
         )
         _write_database(tmp / DATABASE_FILE, merged, strings, info)
         info = IndexInfo(**{**info.__dict__, "build_seconds": round(time.perf_counter() - started, 2)})
@@ -343,7 +340,7 @@ class OntologyIndex:
     @cached_property
     def matrix(self) -> NgramMatrix:
         arrays = {a: self._array(f"ngram_{a}") for a in NgramMatrix.ARRAYS}
-        return NgramMatrix(**arrays, n_rows=self.info.strings, word_weight=self.info.word_weight)
+        return NgramMatrix(**arrays, n_rows=self.info.strings)
 
     # queries
     def type_mask(self, entity_type: str | None) -> int:

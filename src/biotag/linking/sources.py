@@ -41,8 +41,8 @@ from typing import Callable, Iterable, Iterator
 from biotag import paths
 from biotag.entity_types import CELL_LINE, CELL_TYPE, CHEMICAL, DISEASE, GENE, SPECIES
 from biotag.errors import FormatError, InputError
-from biotag.linking.index import build_index
-from biotag.linking.ontology import Concept, numbered_lines, read_obo, read_tsv, split_list
+from biotag.linking.index import IndexInfo, build_index, read_info
+from biotag.linking.ontology import Concept, numbered_lines, read_obo, read_ontology_file, read_tsv, split_list
 
 ANATOMY = "anatomy"
 Parser = Callable[[list[Path]], Iterable[Concept]]
@@ -253,6 +253,37 @@ SOURCES: dict[str, Source] = {
 }
 
 
+def build_sources(names: Iterable[str] = ("all",), root: str | Path | None = None, out_dir: str | Path | None = None) -> list[IndexInfo]:
+    """Build the indexes of the named dictionaries (``all``: every one) and return what
+    their manifests say (build time included)."""
+    wanted = list(SOURCES) if any(n.strip().lower() == "all" for n in names) else [get_source(n).name for n in names]
+    sources = [SOURCES[name] for name in dict.fromkeys(wanted)]
+    for source in sources:  # every file checked before the first (long) build starts
+        source.paths(root)
+    return [read_info(source.build(root, out_dir)) for source in sources]
+
+
+def add_ontology(
+    path: str | Path,
+    name: str,
+    types: Iterable[str],
+    *,
+    out_dir: str | Path | None = None,
+    prefix: str | None = None,
+    format: str | None = None,
+    priority: int = 10,
+) -> IndexInfo:
+    """Index a user's TSV or OBO file (:func:`~biotag.linking.ontology.read_ontology_file`)
+    as ontology ``name`` serving ``types``; linking uses it at once."""
+    types = tuple(t.strip() for t in types if t.strip())
+    if not types:
+        raise InputError("give the entity types the ontology serves, e.g. --types disease", field="types")
+    if not Path(path).is_file():
+        raise InputError("ontology file not found", path=str(path))
+    concepts = read_ontology_file(path, types=types, prefix=prefix, format=format)
+    return read_info(build_index(name, concepts, out_dir, types=types, priority=priority, description=f"user ontology from {Path(path).name}", sources=[path]))
+
+
 def get_source(name: str) -> Source:
     source = SOURCES.get(name.strip().lower())
     if source is None:
@@ -260,4 +291,4 @@ def get_source(name: str) -> Source:
     return source
 
 
-__all__ = ["ANATOMY", "SOURCES", "Source", "dictionaries_root", "get_source", "read_ctd_diseases", "read_gene_info", "read_medic_2012", "read_mesh", "read_rgd", "read_taxonomy"]
+__all__ = ["ANATOMY", "SOURCES", "Source", "add_ontology", "build_sources", "dictionaries_root", "get_source", "read_ctd_diseases", "read_gene_info", "read_medic_2012", "read_mesh", "read_rgd", "read_taxonomy"]
