@@ -129,6 +129,8 @@ def search(
     if features.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
     starts, ends = matrix.ptr[features], matrix.ptr[features + 1]
+    present = ends > starts  # a 3-gram no name has adds nothing to any score
+    features, qweights, starts, ends = features[present], qweights[present], starts[present], ends[present]
     lengths = ends - starts
     order = np.argsort(lengths, kind="stable")
     spent = np.cumsum(lengths[order])
@@ -137,10 +139,9 @@ def search(
     acc = _accumulator(id(matrix), matrix.n_rows)
     touched = []
     for i in summed:
-        if lengths[i]:
-            rows = np.asarray(matrix.rows[starts[i] : ends[i]])
-            acc[rows] += qweights[i] * matrix.weights[starts[i] : ends[i]].astype(np.float32)
-            touched.append(rows)
+        rows = matrix.rows[starts[i] : ends[i]]
+        acc[rows] += qweights[i] * matrix.weights[starts[i] : ends[i]].astype(np.float32)
+        touched.append(rows)
     if not touched:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
     rows = np.concatenate(touched)  # with repeats: a row is in several posting lists
