@@ -36,10 +36,10 @@ from typing import Iterable, Iterator
 
 from biotag import paths
 from biotag.abbreviations import detect
-from biotag.document import Document
+from biotag.document import Document, Entity
 from biotag.errors import FormatError, InputError
 from biotag.linking.index import build_index
-from biotag.linking.linker import Linker, _abbreviation_long_forms
+from biotag.linking.linker import Linker, _abbreviation_long_forms, document_taxa, to_link
 from biotag.linking.ontology import Concept, numbered_lines
 
 _MESH_UID = re.compile(r"[CD]\d{6,9}")
@@ -258,10 +258,14 @@ def score(linker: Linker, mentions: list[GoldMention], docs: dict[str, Document]
     """Link every gold mention (top 5, in its document's context) and count hits."""
     known = known_ids(linker)
     long_forms = {doc_id: _abbreviation_long_forms(doc) for doc_id, doc in docs.items()}
+    taxa: dict[str, set[int]] = {}  # organisms linked so far per document, as link_documents does
     started = time.perf_counter()
     for mention in mentions:
         long_form = long_forms.get(mention.document, {}).get(mention.text)
-        parts = linker.resolve(mention.text, mention.type, 5, long_form=long_form)
+        seen = taxa.setdefault(mention.document, set())
+        parts = linker.resolve(mention.text, mention.type, 5, long_form=long_form, taxa=frozenset(seen))
+        if mention.type == "species" and parts and parts[0].best is not None:
+            seen.update(document_taxa([Entity("", "species", [], "", links=[to_link(p.best)]) for p in parts if p.best]))
         covered = mention.ids <= known
         report.mentions += 1
         report.covered += covered

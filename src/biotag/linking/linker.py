@@ -16,7 +16,7 @@ each of them:
 Exact and variant matches rank first; the other candidates by score; ties by the
 index's priority, then the
 concept's rank among those sharing the name (preferred name, prior, the document's
-organisms for genes). A :class:`~biotag.linking.candidates.Reranker` re-scores the
+organisms, for genes and species). A :class:`~biotag.linking.candidates.Reranker` re-scores the
 candidates of mentions no exact or variant name matched. The best candidate scoring
 below ``threshold`` means NIL: no link.
 
@@ -150,7 +150,8 @@ class Linker:
     def _add(self, found: dict[str, Candidate], index: OntologyIndex, concept_rows: Sequence[int], stage: str, score: float, priority: int, matched: str, taxa: frozenset[int]) -> None:
         for order, row in enumerate(concept_rows):
             if taxa and index.concept_taxon is not None:
-                order += 0 if index.taxon(row) in taxa else 1000  # the document's organisms first
+                # the document's organisms first: genes of them, or the taxa themselves
+                order += 0 if index.taxon(row) in taxa else 1000
             record = index.concept_record(row)
             candidate = Candidate(record.id, record.name, score, stage, index.name, matched, priority, order, record.alt_ids)
             current = found.get(record.id)
@@ -225,16 +226,20 @@ class Linker:
         """Add links to the entities of ``docs`` in place (entities that have links
         already are left alone unless ``overwrite``) and return them. Species are
         linked first, so gene mentions prefer the genes of the document's organisms."""
+        served = set(self.types)
         for doc in docs:
             long_forms = _abbreviation_long_forms(doc) if self.abbreviations else {}
-            served = set(self.types)
             todo = [e for e in doc.entities if (self.overwrite or not e.links) and self.unify(e.type) in served]
-            todo.sort(key=lambda e: self.unify(e.type) != SPECIES)
-            taxa: frozenset[int] | None = None
+            taxa = set(document_taxa(doc.entities))
+            # species in text order, each seeing the organisms named before it
+            # ("Candida albicans ... C. albicans"); then the rest, seeing them all
+            for entity in sorted((e for e in todo if self.unify(e.type) == SPECIES), key=lambda e: e.start):
+                self._link_entity(entity, long_forms.get(entity.text), frozenset(taxa))
+                taxa.update(document_taxa([entity]))
+            everything = frozenset(taxa)
             for entity in todo:
-                if taxa is None and self.unify(entity.type) != SPECIES:
-                    taxa = _document_taxa(doc)
-                self._link_entity(entity, long_forms.get(entity.text), taxa or frozenset())
+                if self.unify(entity.type) != SPECIES:
+                    self._link_entity(entity, long_forms.get(entity.text), everything)
         return docs
 
     def _link_entity(self, entity: Entity, long_form: str | None, taxa: frozenset[int]) -> None:
@@ -296,5 +301,6 @@ def _abbreviation_long_forms(doc: Document) -> dict[str, str]:
     return out
 
 
-def _document_taxa(doc: Document) -> frozenset[int]:
-    return frozenset(int(link.id) for e in doc.entities for link in e.links if link.ontology == "NCBITaxon" and link.id.isdigit())
+def document_taxa(entities: Iterable[Entity]) -> set[int]:
+    """NCBI Taxonomy numbers the entities link to."""
+    return {int(link.id) for e in entities for link in e.links if link.ontology == "NCBITaxon" and link.id.isdigit()}

@@ -8,7 +8,9 @@ Two keys are built from a name:
   -> ``alzheimer``), British spellings made American (``tumour``, ``haemorrhage``,
   ``oesophageal``, ``anaemia`` -> ``tumor``, ``hemorrhage``, ``esophageal``, ``anemia``),
   every other character that is not a letter or digit turned into a space, spaces
-  collapsed. Names equal under this key are the same name.
+  collapsed, and a space between a word and the digits after it dropped (``HT-29`` =
+  ``HT29``, ``IL-6`` = ``IL6``, ``RPE-1`` = ``RPE1``: gene and cell-line names are
+  written both ways). Names equal under this key are the same name.
 * :func:`loose_key` -- the *variant* key, from the exact key: words split between
   letters and digits (``il6`` = ``il 6``), plurals made singular (``tumors`` ->
   ``tumor``, ``deficiencies`` -> ``deficiency``), Roman numerals 2-10 read as digits
@@ -30,6 +32,7 @@ from functools import lru_cache
 _TRANSLITERATION = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe", "ø": "o", "Ø": "o", "ł": "l", "Ł": "l", "đ": "d", "ı": "i"})
 _POSSESSIVE = re.compile(r"(?<=\w)['’`]s\b")
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")
+_WORD_SPACE_DIGITS = re.compile(r"(?<=[a-z]) (?=[0-9])")
 
 # British -> American spellings found in biomedical names (MeSH and MEDIC write
 # American, abstracts often British). Applied to whole words' parts, longest first.
@@ -91,7 +94,7 @@ def normalize(text: str) -> str:
         text = unicodedata.normalize("NFKC", text).translate(_GREEK_TABLE).translate(_TRANSLITERATION)
         text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     text = _POSSESSIVE.sub("", text.lower())
-    text = _NOT_ALNUM.sub(" ", text).strip()
+    text = _WORD_SPACE_DIGITS.sub("", _NOT_ALNUM.sub(" ", text).strip())
     if _SPELLING.search(text):
         text = _SPELLING.sub(lambda m: _AMERICAN[m[0]], text)
     return text
@@ -108,6 +111,21 @@ def singular(word: str) -> str:
     if word.endswith(("ches", "shes", "xes", "sses", "zes")):
         return word[:-2]
     return word[:-1]
+
+
+_PLURAL = {singular: plural for plural, singular in _SINGULAR.items()} | {"fish": "fish", "sheep": "sheep", "deer": "deer"}
+
+
+def plural(word: str) -> str:
+    """An English noun's plural (``mouse`` -> ``mice``, ``fly`` -> ``flies``)."""
+    lower = word.lower()
+    if lower in _PLURAL:
+        return word[: len(word) - len(lower)] + _PLURAL[lower] if word.islower() else _PLURAL[lower]
+    if lower.endswith("y") and len(lower) > 2 and lower[-2] not in "aeiou":
+        return word[:-1] + "ies"
+    if lower.endswith(("s", "x", "z", "ch", "sh")):
+        return word + "es"
+    return word + "s"
 
 
 @lru_cache(maxsize=65536)

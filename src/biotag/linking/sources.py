@@ -34,6 +34,7 @@ BioRED's DiseaseOrPhenotypicFeature. Gene concepts of the ``biological-region`` 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -42,6 +43,7 @@ from biotag import paths
 from biotag.entity_types import CELL_LINE, CELL_TYPE, CHEMICAL, DISEASE, GENE, SPECIES
 from biotag.errors import FormatError, InputError
 from biotag.linking.index import IndexInfo, build_index, read_info
+from biotag.linking.normalize import plural
 from biotag.linking.ontology import Concept, numbered_lines, read_obo, read_ontology_file, read_tsv, split_list
 
 ANATOMY = "anatomy"
@@ -144,12 +146,14 @@ def read_mesh(files: list[Path]) -> Iterator[Concept]:
     supplementary concept records (``id name synonyms type mapped_descriptors``;
     prior 1: a name shared by both means the descriptor). Descriptors of no linkable
     tree (``other``: activities, places...) are left out."""
-    for rank, path in enumerate(files):
+    for path in files:
         for _, c in _columns(path, 4, _is_header("id")):
             types = tuple(dict.fromkeys(_MESH_TYPES[t] for t in split_list(c[3], ",") if t in _MESH_TYPES))
             if types:
-                xrefs = split_list(c[4]) if rank and len(c) > 4 else ()
-                yield Concept(c[0].strip(), c[1].strip(), split_list(c[2]), types, xrefs=xrefs, prior=rank)
+                identifier = c[0].strip()
+                record = identifier.startswith("MESH:C")  # supplementary records are C-numbers
+                xrefs = split_list(c[4]) if record and len(c) > 4 else ()
+                yield Concept(identifier, c[1].strip(), split_list(c[2]), types, xrefs=xrefs, prior=int(record))
 
 
 # -- genes ------------------------------------------------------------------------------
@@ -188,16 +192,50 @@ def read_rgd(files: list[Path]) -> Iterator[Concept]:
 
 
 # -- NCBI Taxonomy ----------------------------------------------------------------------
-_RANK_PRIOR = {"species": 0, "subspecies": 1, "varietas": 1, "forma": 1, "strain": 1, "genus": 2, "no_rank": 3}
+_RANK_PRIOR = {"species": 1, "subspecies": 2, "varietas": 2, "forma": 2, "strain": 2, "genus": 3, "no_rank": 4}
+# The organisms most papers are about win name ties ("mice": Mus musculus, not "Mus sp.").
+MODEL_ORGANISMS = frozenset(
+    {9606, 10090, 10116, 7227, 6239, 4932, 559292, 562, 7955, 3702, 9031, 9913, 9823, 9615, 8355, 8364, 9544, 10036, 9986, 10141, 4896, 5476, 1773, 287, 1280, 11676, 2697049}
+)
+_BINOMIAL = re.compile(r"([A-Z][a-z]+) ([a-z][a-z\-]+)")
+
+
+def taxon_synonyms(name: str, synonyms: tuple[str, ...], rank: str) -> tuple[str, ...]:
+    """What papers write besides a species' names: the genus abbreviated ("C. albicans"
+    for Candida albicans, as LINNAEUS's dictionary does) and the common names in the
+    plural ("mice", "house mice")."""
+    if rank != "species":
+        return ()
+    extra = [f"{m[1][0]}. {m[2]}"] if (m := _BINOMIAL.fullmatch(name)) else []
+    for common in synonyms:
+        head, _, last = common.rpartition(" ")
+        if last.isalpha() and last.islower():
+            extra.append(f"{head} {plural(last)}".strip())
+    return tuple(extra)
 
 
 def read_taxonomy(files: list[Path]) -> Iterator[Concept]:
-    """``id name synonyms rank``; prior: species first, then infraspecific ranks,
-    genera, unranked and higher taxa (``mouse`` is a species before anything else)."""
+    """``id name synonyms rank``; prior: model organisms, then species, infraspecific
+    ranks, genera, unranked and higher taxa."""
     for path in files:
-        for _, c in _columns(path, 4, _is_header("id")):
-            rank = c[3].strip()
-            yield Concept(c[0].strip(), c[1].strip(), split_list(c[2]), (SPECIES,), prior=_RANK_PRIOR.get(rank, 4), extra={"rank": rank})
+        for number, c in _columns(path, 4, _is_header("id")):
+            identifier, name, rank, synonyms = c[0].strip(), c[1].strip(), c[3].strip(), split_list(c[2])
+            taxon = identifier.partition(":")[2]
+            if not taxon.isdigit():
+                raise FormatError(f"{identifier!r} is not NCBITaxon:<number>", path=str(path), line=number, field="id")
+            prior = 0 if int(taxon) in MODEL_ORGANISMS else _RANK_PRIOR.get(rank, 5)
+            synonyms += taxon_synonyms(name, synonyms, rank)
+            yield Concept(identifier, name, synonyms, (SPECIES,), taxon=int(taxon), prior=prior, extra={"rank": rank})
+
+
+def read_cellosaurus(files: list[Path]) -> Iterator[Concept]:
+    """Cellosaurus names (``CVCL:xxxx name``). Names are shared by many lines ("MEF",
+    "HT29"); accessions of digits only are the oldest, most cited lines, so they win
+    ties (prior 0, others 1)."""
+    for path in files:
+        for concept in read_tsv(path, types=(CELL_LINE,)):
+            concept.prior = 0 if concept.id.partition(":")[2].isdigit() else 1
+            yield concept
 
 
 def _tsv(types: tuple[str, ...], xref_column: int | None = None) -> Parser:
@@ -242,7 +280,7 @@ SOURCES: dict[str, Source] = {
         ),
         Source("rgd", ("genes/rgd_rat_genes.tsv.gz",), read_rgd, (GENE,), 5, "RGD rat genes (RGD IDs)", "RGD terms"),
         Source("ncbitaxon", ("taxonomy/ncbi_taxonomy_names.tsv.gz",), read_taxonomy, (SPECIES,), 0, "NCBI Taxonomy names (subset)", "public domain"),
-        Source("cellosaurus", ("ontologies/cellosaurus.tsv.gz",), _tsv((CELL_LINE,)), 0, "Cellosaurus 55 (names only)", _CC_BY),
+        Source("cellosaurus", ("ontologies/cellosaurus.tsv.gz",), read_cellosaurus, (CELL_LINE,), 0, "Cellosaurus 55 (names only)", _CC_BY),
         Source("cl", ("ontologies/cl.tsv.gz",), _tsv((CELL_TYPE,)), 0, "Cell Ontology", _CC_BY),
         Source("chebi", ("ontologies/chebi.tsv.gz",), _tsv((CHEMICAL,)), 5, "ChEBI (names only)", _CC_BY),
         Source("mondo", ("ontologies/mondo.tsv.gz",), _tsv((DISEASE,), xref_column=3), 5, "MONDO disease ontology", _CC_BY),
