@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -365,9 +365,20 @@ class OntologyIndex:
         row = self.db.execute("SELECT row FROM strings WHERE text = ?", (normalized,)).fetchone()
         return None if row is None else row[0]
 
-    def variants(self, key: str) -> list[int]:
-        """String rows whose loose key is ``key``."""
-        return [r[0] for r in self.db.execute("SELECT string FROM variants WHERE key = ?", (key,))]
+    def variants(self, keys: Sequence[str]) -> list[tuple[str, int, str]]:
+        """``(key, string row, string)`` for every string whose loose key is one of
+        ``keys``, in the order of ``keys`` (one query for all of them)."""
+        if not keys:
+            return []
+        marks = ",".join("?" * len(keys))
+        query = f"SELECT v.key, v.string, s.text FROM variants v JOIN strings s ON s.row = v.string WHERE v.key IN ({marks})"
+        position = {key: i for i, key in enumerate(keys)}
+        return sorted(self.db.execute(query, tuple(keys)).fetchall(), key=lambda found: (position[found[0]], found[1]))
+
+    def texts(self, rows: Sequence[int]) -> dict[int, str]:
+        """The normalised names of string rows (one query)."""
+        marks = ",".join("?" * len(rows))
+        return dict(self.db.execute(f"SELECT row, text FROM strings WHERE row IN ({marks})", tuple(int(r) for r in rows)))
 
     @cached_property
     def equivalents(self) -> dict[str, list[str]]:
@@ -376,10 +387,6 @@ class OntologyIndex:
         for word, other in self.db.execute("SELECT word, equivalent FROM equivalents ORDER BY concepts DESC"):
             out.setdefault(word, []).append(other)
         return out
-
-    def string_text(self, row: int) -> str:
-        found = self.db.execute("SELECT text FROM strings WHERE row = ?", (int(row),)).fetchone()
-        return found[0] if found else ""
 
     def concepts_of(self, string_row: int, mask: int) -> list[int]:
         """Concept rows named by a string, best first, of the types in ``mask``."""

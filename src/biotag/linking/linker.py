@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import numpy as np
+
 from biotag.document import Document, Entity, Link
 from biotag.entity_types import SPECIES, default_type_map
 from biotag.linking import composite, wordforms
@@ -57,6 +59,8 @@ DEFAULT_THRESHOLD = 0.5
 COMPOSITE_MARGIN = 0.02
 STAGES = {"exact": 0, "variant": 1}  # any other stage ranks after these, by score
 RERANK_POOL = 20
+MAX_CONCEPTS_PER_NAME = 25
+_OTHER_ORGANISM = 1000  # order penalty of a concept of an organism the document does not name
 _NGRAM_FANOUT = 4  # names fetched per wanted concept (several names share a concept)
 
 
@@ -141,17 +145,20 @@ class Linker:
         if len(found) < k or not any(_certain(c) for c in found.values()):
             for priority, index in enumerate(self.indexes_for(entity_type)):
                 self._ngram_matches(index, priority, entity_type, normalized, found, max(k, RERANK_POOL if self.reranker else k))
-        _mark_homonyms(found.values())
         ranked = sorted(found.values(), key=_rank)
         if self.reranker is not None and ranked and not _certain(ranked[0]):
             ranked = self.reranker.rerank(mention, entity_type, ranked[:RERANK_POOL])
+        _mark_homonyms(ranked[:k], found.values())
         return ranked[:k]
 
     def _add(self, found: dict[str, Candidate], index: OntologyIndex, concept_rows: Sequence[int], stage: str, score: float, priority: int, matched: str, taxa: frozenset[int]) -> None:
-        for order, row in enumerate(concept_rows):
-            if taxa and index.concept_taxon is not None:
-                # the document's organisms first: genes of them, or the taxa themselves
-                order += 0 if index.taxon(row) in taxa else 1000
+        orders = list(range(len(concept_rows)))
+        if taxa and index.concept_taxon is not None:
+            # the document's organisms first: genes of them, or the taxa themselves
+            organisms = index.concept_taxon[np.asarray(concept_rows, dtype=np.int64)].tolist()
+            orders = [order + (0 if organism in taxa else _OTHER_ORGANISM) for order, organism in zip(orders, organisms)]
+        # a name can denote hundreds of concepts ("C. albicans"): the best few are enough
+        for order, row in sorted(zip(orders, concept_rows))[:MAX_CONCEPTS_PER_NAME]:
             record = index.concept_record(row)
             candidate = Candidate(record.id, record.name, score, stage, index.name, matched, priority, order, record.alt_ids)
             current = found.get(record.id)
@@ -163,24 +170,26 @@ class Linker:
         row = index.exact(normalized)
         if row is not None:
             self._add(found, index, index.concepts_of(row, mask), "exact", 1.0, priority, normalized, taxa)
-        for row in index.variants(loose_key(normalized)):
-            self._add(found, index, index.concepts_of(row, mask), "variant", VARIANT_SCORE, priority, index.string_text(row), taxa)
+        for _, row, text in index.variants([loose_key(normalized)]):
+            self._add(found, index, index.concepts_of(row, mask), "variant", VARIANT_SCORE, priority, text, taxa)
 
     def _rewritten_matches(self, index: OntologyIndex, priority: int, entity_type: str, tokens: list[str], found: dict, taxa: frozenset[int]) -> None:
         mask = index.type_mask(entity_type)
-        for key in wordforms.substitutions(tokens, index.equivalents):
-            for row in index.variants(key):
-                self._add(found, index, index.concepts_of(row, mask), "synonym", SYNONYM_SCORE, priority, index.string_text(row), taxa)
+        scores = {key: SYNONYM_SCORE for key in wordforms.substitutions(tokens, index.equivalents)}
         for key, dropped in wordforms.head_readings(tokens):
-            score = HEAD_SCORE - HEAD_STEP * (dropped - 1)
-            for row in index.variants(key):
-                self._add(found, index, index.concepts_of(row, mask), "head", score, priority, index.string_text(row), taxa)
+            scores.setdefault(key, HEAD_SCORE - HEAD_STEP * (dropped - 1))
+        for key, row, text in index.variants(list(scores)):
+            stage = "synonym" if scores[key] == SYNONYM_SCORE else "head"
+            self._add(found, index, index.concepts_of(row, mask), stage, scores[key], priority, text, taxa)
 
     def _ngram_matches(self, index: OntologyIndex, priority: int, entity_type: str, normalized: str, found: dict, k: int) -> None:
         mask = index.type_mask(entity_type)
         rows, scores = index.search(normalized, mask, k * _NGRAM_FANOUT)
+        if not rows.size:
+            return
+        texts = index.texts(rows.tolist())
         for row, score in zip(rows.tolist(), scores.tolist()):
-            self._add(found, index, index.concepts_of(row, mask)[:k], "ngram", score, priority, index.string_text(row), frozenset())
+            self._add(found, index, index.concepts_of(row, mask)[:k], "ngram", score, priority, texts.get(row, ""), frozenset())
 
     def link(self, mention: str, entity_type: str, k: int = 5) -> list[Link]:
         """Up to ``k`` links for ``mention`` read as one name, best first; empty (NIL)
@@ -253,13 +262,13 @@ class Linker:
     __call__ = link_documents
 
 
-def _mark_homonyms(candidates: Iterable[Candidate]) -> None:
-    """Tell each candidate which other candidates its matched name also names."""
+def _mark_homonyms(chosen: list[Candidate], candidates: Iterable[Candidate]) -> None:
+    """Tell each chosen candidate which other candidates its matched name also names."""
     by_name: dict[str, list[str]] = {}
     for candidate in candidates:
         by_name.setdefault(candidate.matched, []).append(candidate.id)
-    for candidate in candidates:
-        candidate.homonyms = tuple(i for i in by_name[candidate.matched] if i != candidate.id)
+    for candidate in chosen:
+        candidate.homonyms = tuple(i for i in by_name[candidate.matched] if i != candidate.id)[:MAX_CONCEPTS_PER_NAME]
 
 
 def _certain(candidate: Candidate) -> bool:
