@@ -372,3 +372,13 @@ def test_build_index_command_from_a_dictionaries_folder(tmp_path):
     assert Linker(tmp_path / "idx").link("B-lymphocytes", "cell_type")[0].id == "0000236"
     missing = runner.invoke(app, ["build-index", "--ontology", "mesh", "--source", str(tmp_path / "dictionaries"), "--out", str(tmp_path / "idx")])
     assert missing.exit_code == 2 and "mesh_descriptors" in missing.output
+
+
+def test_default_ontologies_leave_out_alternative_vocabularies(tmp_path):
+    concept = [Concept("X:1", "widget disease", types=("disease",))]
+    for name in ("medic-2012", "mondo", "my-terms"):
+        build_index(name, concept, tmp_path)
+    assert [i.name for i in Linker(tmp_path).indexes] == ["my-terms"]  # a user's ontology always counts
+    assert {i.name for i in Linker(tmp_path, ["mondo", "medic-2012"]).indexes} == {"mondo", "medic-2012"}
+    (tmp_path / "my-terms" / "index.json").unlink()
+    assert {i.name for i in Linker(tmp_path).indexes} == {"mondo", "medic-2012"}  # nothing else: all there is

@@ -305,6 +305,50 @@ def link_speed(linker: Linker, docs: Iterable[Document], types: Iterable[str]) -
     return mentions, time.perf_counter() - started
 
 
+def _memory_mb() -> dict[str, float]:
+    """This process's resident memory (Linux ``/proc``): all of it, the anonymous part
+    (Python objects, caches) and the file-backed part (mapped index pages, which the
+    kernel can drop and share between processes), and the peak."""
+    fields = {"VmRSS": "rss", "RssAnon": "anonymous", "RssFile": "file-backed", "VmHWM": "peak"}
+    out: dict[str, float] = {}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in fields:
+                out[fields[key]] = round(int(value.split()[0]) / 1024, 1)
+    except OSError:
+        pass
+    return out
+
+
+def footprint(index_dir: str | Path | None = None, benchmarks: Iterable[str] = ("bc5cdr-disease", "bc5cdr-chem", "s800", "gnormplus")) -> dict:
+    """Seconds to open every index and to use each once, and memory after linking the
+    test documents of ``benchmarks`` with all of them."""
+    started = time.perf_counter()
+    linker = Linker(index_dir)
+    opened = time.perf_counter() - started
+    for index in linker.indexes:  # first use: SQLite opened, arrays mapped, one search
+        for entity_type in index.info.types:
+            linker.candidates("alpha beta", entity_type, 1)
+    first_use = time.perf_counter() - started
+    after_open = _memory_mb()
+    mentions, seconds = 0, 0.0
+    for name in benchmarks:
+        bench = get_benchmark(name)
+        docs = _documents(bench.corpus, "test")
+        n, s = link_speed(linker, docs.values(), bench.types)
+        mentions, seconds = mentions + n, seconds + s
+    return {
+        "indexes": [index.name for index in linker.indexes],
+        "open seconds": round(opened, 3),
+        "open + first use seconds": round(first_use, 3),
+        "memory after first use (MB)": after_open,
+        "linked mentions": mentions,
+        "mentions/s": round(mentions / seconds) if seconds else None,
+        "memory after linking (MB)": _memory_mb(),
+    }
+
+
 def evaluate_linking(
     benchmark: str | Benchmark,
     split: str = "test",

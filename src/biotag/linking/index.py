@@ -265,6 +265,9 @@ def read_info(path: str | Path) -> IndexInfo:
             path=str(manifest),
             field="format",
         )
+    types, priority = data.get("types"), data.get("priority")
+    if not (isinstance(types, list) and types and all(isinstance(t, str) for t in types) and isinstance(priority, int)):
+        raise FormatError("index manifest needs a list of type names and an integer priority", path=str(manifest), field="types")
     fields = IndexInfo.__dataclass_fields__
     return IndexInfo(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields})
 

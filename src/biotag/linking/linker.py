@@ -48,6 +48,7 @@ from biotag.linking.candidates import Candidate, Reranker
 from biotag.linking.index import OntologyIndex, open_indexes
 from biotag.linking.normalize import loose_key, loose_tokens, normalize
 from biotag.linking.ontology import split_curie
+from biotag.linking.sources import is_default
 
 VARIANT_SCORE = 0.95
 SYNONYM_SCORE = 0.9
@@ -85,7 +86,9 @@ def to_link(candidate: Candidate) -> Link:
 class Linker:
     """Links mentions with the indexes of ``index_dir`` (default
     :func:`~biotag.linking.index.default_index_dir`); ``ontologies`` picks some of them
-    by name. Raises an :class:`~biotag.errors.InputError` when there are none."""
+    by name, else the default ones are used (one vocabulary per type, see
+    :mod:`biotag.linking.sources`, and every user ontology). Raises an
+    :class:`~biotag.errors.InputError` when there are none."""
 
     def __init__(
         self,
@@ -100,6 +103,8 @@ class Linker:
         cache_size: int = 200_000,
     ) -> None:
         self.indexes: list[OntologyIndex] = open_indexes(index_dir, ontologies)
+        if ontologies is None:
+            self.indexes = [index for index in self.indexes if is_default(index.name)] or self.indexes
         self.threshold = threshold
         self.reranker = reranker
         self.composites = composites

@@ -3,30 +3,33 @@
 Each :class:`Source` names its files relative to a dictionaries folder (by default
 ``<data root>/dictionaries``, see :func:`biotag.paths.data_root`; ``biotag build-index
 --source DIR`` for a user's own copy), the parser that turns them into
-:class:`~biotag.linking.ontology.Concept` objects, the entity types it serves and its
-*priority* among the ontologies of one type (lower first when two give the same score).
+:class:`~biotag.linking.ontology.Concept` objects, the entity types it serves, its
+*priority* among the ontologies of one type (lower first when two give the same score)
+and whether a :class:`~biotag.linking.Linker` uses it when not told which ontologies to
+use (*default*: the one vocabulary per type that the benchmark corpora link to).
 
-========== ================================= ============== =========================
-name       files                             types          IDs
-========== ================================= ============== =========================
-medic      ctd/CTD_diseases.tsv.gz (2017)    disease        MESH:D…/C…, OMIM:…
-medic-2012 ctd/medic_06Jul2012.txt.gz        disease        MESH:…, OMIM:…
-mesh       mesh/mesh_descriptors + SCRs      chemical,      MESH:D…/C…
-                                             disease,
-                                             species, anatomy
-ncbigene   genes/{Homo_sapiens,Mus_musculus} gene           NCBIGene:…
-           .gene_info.gz
-rgd        genes/rgd_rat_genes.tsv.gz        gene           RGD:…
-ncbitaxon  taxonomy/ncbi_taxonomy_names      species        NCBITaxon:…
-cellosaurus ontologies/cellosaurus.tsv.gz    cell_line      CVCL:…
-cl         ontologies/cl.tsv.gz              cell_type      CL:…
-chebi      ontologies/chebi.tsv.gz           chemical       CHEBI:…
-mondo      ontologies/mondo.tsv.gz           disease        MONDO:…
-hpo        ontologies/hp.obo.gz              disease        HP:…
-doid       ontologies/doid.tsv.gz            disease        DOID:…
-uberon     ontologies/uberon.tsv.gz          anatomy        UBERON:…
-========== ================================= ============== =========================
+=========== ================================== ========= ============== =======
+name        files                              types     IDs            default
+=========== ================================== ========= ============== =======
+medic       ctd/CTD_diseases.tsv.gz (2017)     disease   MESH:, OMIM:   yes
+medic-2012  ctd/medic_06Jul2012.txt.gz         disease   MESH:, OMIM:   no
+mesh        mesh/mesh_descriptors +            chemical  MESH:D…/C…     yes
+            mesh_scr_chemical_disease
+ncbigene    genes/Homo_sapiens.gene_info.gz,   gene      NCBIGene:      yes
+            genes/Mus_musculus.gene_info.gz
+rgd         genes/rgd_rat_genes.tsv.gz         gene      RGD:           no
+ncbitaxon   taxonomy/ncbi_taxonomy_names       species   NCBITaxon:     yes
+cellosaurus ontologies/cellosaurus.tsv.gz      cell_line CVCL:          yes
+cl          ontologies/cl.tsv.gz               cell_type CL:            yes
+chebi       ontologies/chebi.tsv.gz            chemical  CHEBI:         no
+mondo       ontologies/mondo.tsv.gz            disease   MONDO:         no
+hpo         ontologies/hp.obo.gz               disease   HP:            no
+doid        ontologies/doid.tsv.gz             disease   DOID:          no
+uberon      ontologies/uberon.tsv.gz           anatomy   UBERON:        yes
+=========== ================================== ========= ============== =======
 
+MeSH serves chemicals only: its disease descriptors and records are MEDIC's concepts,
+and linking diseases against both was slower and less accurate on BC5CDR (devel).
 Human phenotypes (HPO) serve the ``disease`` type because biotag's disease type is
 BioRED's DiseaseOrPhenotypicFeature. Gene concepts of the ``biological-region`` kind
 (enhancers, hypersensitive sites: 43k human entries no corpus links to) are left out.
@@ -35,7 +38,7 @@ BioRED's DiseaseOrPhenotypicFeature. Gene concepts of the ``biological-region`` 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -59,7 +62,11 @@ class Source:
     priority: int
     description: str
     licence: str = ""
-    options: dict = field(default_factory=dict, compare=False)
+    default: bool = True  # used by a Linker not told which ontologies to use
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.priority, int) and self.types and all(isinstance(t, str) for t in self.types)):
+            raise TypeError(f"source {self.name!r}: types must be names and priority an int")
 
     def paths(self, root: str | Path | None = None) -> list[Path]:
         """The source's files under ``root`` (default: ``<data root>/dictionaries``);
@@ -138,22 +145,18 @@ def read_medic_2012(files: list[Path]) -> Iterator[Concept]:
 
 
 # -- MeSH -------------------------------------------------------------------------------
-_MESH_TYPES = {"disease": DISEASE, "chemical": CHEMICAL, "organism": SPECIES, "anatomy": ANATOMY}
-
-
 def read_mesh(files: list[Path]) -> Iterator[Concept]:
-    """MeSH descriptors (``id name synonyms type tree_numbers``; prior 0) and
-    supplementary concept records (``id name synonyms type mapped_descriptors``;
-    prior 1: a name shared by both means the descriptor). Descriptors of no linkable
-    tree (``other``: activities, places...) are left out."""
+    """The chemicals of MeSH: descriptors of the D tree (``id name synonyms type
+    tree_numbers``; prior 0) and chemical supplementary concept records (``id name
+    synonyms type mapped_descriptors``; prior 1: a name shared by both means the
+    descriptor)."""
     for path in files:
         for _, c in _columns(path, 4, _is_header("id")):
-            types = tuple(dict.fromkeys(_MESH_TYPES[t] for t in split_list(c[3], ",") if t in _MESH_TYPES))
-            if types:
+            if CHEMICAL in split_list(c[3], ","):
                 identifier = c[0].strip()
                 record = identifier.startswith("MESH:C")  # supplementary records are C-numbers
                 xrefs = split_list(c[4]) if record and len(c) > 4 else ()
-                yield Concept(identifier, c[1].strip(), split_list(c[2]), types, xrefs=xrefs, prior=int(record))
+                yield Concept(identifier, c[1].strip(), split_list(c[2]), (CHEMICAL,), xrefs=xrefs, prior=int(record))
 
 
 # -- genes ------------------------------------------------------------------------------
@@ -259,14 +262,14 @@ SOURCES: dict[str, Source] = {
     s.name: s
     for s in (
         Source("medic", ("ctd/CTD_diseases.tsv.gz",), read_ctd_diseases, (DISEASE,), 0, "CTD MEDIC diseases (2017)", "CTD terms (cite, link, notify CTD)"),
-        Source("medic-2012", ("ctd/medic_06Jul2012.txt.gz",), read_medic_2012, (DISEASE,), 1, "MEDIC 2012-07-06 (NCBI-disease's dictionary)", "CTD terms"),
+        Source("medic-2012", ("ctd/medic_06Jul2012.txt.gz",), read_medic_2012, (DISEASE,), 1, "MEDIC 2012-07-06 (NCBI-disease's dictionary)", "CTD terms", default=False),
         Source(
             "mesh",
             ("mesh/mesh_descriptors.tsv.gz", "mesh/mesh_scr_chemical_disease.tsv.gz"),
             read_mesh,
-            (CHEMICAL, DISEASE, SPECIES, ANATOMY),
-            2,
-            "MeSH 2025 descriptors and 2024 supplementary concept records (chemicals, diseases)",
+            (CHEMICAL,),
+            0,
+            "MeSH 2025 chemical descriptors and 2024 chemical supplementary concept records",
             "NLM terms",
         ),
         Source(
@@ -278,15 +281,15 @@ SOURCES: dict[str, Source] = {
             "NCBI Gene, human and mouse",
             "public domain",
         ),
-        Source("rgd", ("genes/rgd_rat_genes.tsv.gz",), read_rgd, (GENE,), 5, "RGD rat genes (RGD IDs)", "RGD terms"),
+        Source("rgd", ("genes/rgd_rat_genes.tsv.gz",), read_rgd, (GENE,), 5, "RGD rat genes (RGD IDs)", "RGD terms", default=False),
         Source("ncbitaxon", ("taxonomy/ncbi_taxonomy_names.tsv.gz",), read_taxonomy, (SPECIES,), 0, "NCBI Taxonomy names (subset)", "public domain"),
         Source("cellosaurus", ("ontologies/cellosaurus.tsv.gz",), read_cellosaurus, (CELL_LINE,), 0, "Cellosaurus 55 (names only)", _CC_BY),
-        Source("cl", ("ontologies/cl.tsv.gz",), _tsv((CELL_TYPE,)), 0, "Cell Ontology", _CC_BY),
-        Source("chebi", ("ontologies/chebi.tsv.gz",), _tsv((CHEMICAL,)), 5, "ChEBI (names only)", _CC_BY),
-        Source("mondo", ("ontologies/mondo.tsv.gz",), _tsv((DISEASE,), xref_column=3), 5, "MONDO disease ontology", _CC_BY),
-        Source("hpo", ("ontologies/hp.obo.gz",), _obo((DISEASE,), ("HP",)), 6, "Human Phenotype Ontology", "HPO licence"),
-        Source("doid", ("ontologies/doid.tsv.gz",), _tsv((DISEASE,), xref_column=3), 7, "Human Disease Ontology", "CC0 1.0"),
-        Source("uberon", ("ontologies/uberon.tsv.gz",), _tsv((ANATOMY,)), 0, "UBERON anatomy", _CC_BY),
+        Source("cl", ("ontologies/cl.tsv.gz",), _tsv((CELL_TYPE,)), (CELL_TYPE,), 0, "Cell Ontology", _CC_BY),
+        Source("chebi", ("ontologies/chebi.tsv.gz",), _tsv((CHEMICAL,)), (CHEMICAL,), 5, "ChEBI (names only)", _CC_BY, default=False),
+        Source("mondo", ("ontologies/mondo.tsv.gz",), _tsv((DISEASE,), xref_column=3), (DISEASE,), 5, "MONDO disease ontology", _CC_BY, default=False),
+        Source("hpo", ("ontologies/hp.obo.gz",), _obo((DISEASE,), ("HP",)), (DISEASE,), 6, "Human Phenotype Ontology", "HPO licence", default=False),
+        Source("doid", ("ontologies/doid.tsv.gz",), _tsv((DISEASE,), xref_column=3), (DISEASE,), 7, "Human Disease Ontology", "CC0 1.0", default=False),
+        Source("uberon", ("ontologies/uberon.tsv.gz",), _tsv((ANATOMY,)), (ANATOMY,), 0, "UBERON anatomy", _CC_BY),
     )
 }
 
@@ -322,6 +325,13 @@ def add_ontology(
     return read_info(build_index(name, concepts, out_dir, types=types, priority=priority, description=f"user ontology from {Path(path).name}", sources=[path]))
 
 
+def is_default(index_name: str) -> bool:
+    """Whether a Linker not told which ontologies to use links with this index (a
+    user's own ontology always counts)."""
+    source = SOURCES.get(index_name)
+    return source is None or source.default
+
+
 def get_source(name: str) -> Source:
     source = SOURCES.get(name.strip().lower())
     if source is None:
@@ -329,4 +339,4 @@ def get_source(name: str) -> Source:
     return source
 
 
-__all__ = ["ANATOMY", "SOURCES", "Source", "add_ontology", "build_sources", "dictionaries_root", "get_source", "read_ctd_diseases", "read_gene_info", "read_medic_2012", "read_mesh", "read_rgd", "read_taxonomy"]
+__all__ = ["ANATOMY", "SOURCES", "Source", "add_ontology", "build_sources", "dictionaries_root", "get_source", "is_default", "read_ctd_diseases", "read_gene_info", "read_medic_2012", "read_mesh", "read_rgd", "read_taxonomy"]
