@@ -382,3 +382,30 @@ def test_default_ontologies_leave_out_alternative_vocabularies(tmp_path):
     assert {i.name for i in Linker(tmp_path, ["mondo", "medic-2012"]).indexes} == {"mondo", "medic-2012"}
     (tmp_path / "my-terms" / "index.json").unlink()
     assert {i.name for i in Linker(tmp_path).indexes} == {"mondo", "medic-2012"}  # nothing else: all there is
+
+
+# -- evaluation -----------------------------------------------------------------------------
+def test_scoring_follows_biosyn_rules(linker):
+    from biotag.linking.evaluate import GoldMention, LinkingReport, score
+
+    doc = Document("9", "Breast and ovarian cancer. Anemia. Scoliosis. Ulcer.")
+    mentions = [
+        GoldMention("9", 0, 25, "Breast and ovarian cancer", "disease", frozenset({"MESH:D001943", "MESH:D010051"})),  # composite: both parts right
+        GoldMention("9", 27, 33, "Anemia", "disease", frozenset({"MESH:D000740", "MESH:D012598"})),  # any gold ID will do
+        GoldMention("9", 35, 44, "Scoliosis", "disease", frozenset({"MESH:D003556"})),  # wrong
+        GoldMention("9", 46, 51, "Ulcer", "disease", frozenset({"MESH:D999999"})),  # gold ID unknown to the index
+    ]
+    report = score(linker, mentions, {"9": doc}, LinkingReport("toy", "test", ["diseases"])).to_dict()
+    assert (report["mentions"], report["covered"]) == (4, 3)
+    assert report["acc@1"] == 50.0 and report["acc@1 covered"] == round(100 * 2 / 3, 2)
+    assert report["misses"][0]["mention"] == "Scoliosis" and report["misses"][0]["predicted"][0][1] == "MESH:D012598"
+
+
+def test_query_file_errors_name_the_line(tmp_path):
+    from biotag.linking.evaluate import read_queries
+
+    path = tmp_path / "q.tsv"
+    path.write_text("pmid\tstart\tend\ttype\tmention\tcui\n1\t0\t5\tDisease\tfever\tD005334\n1\tx\t5\tDisease\tfever\tD005334\n")
+    with pytest.raises(FormatError) as caught:
+        list(read_queries(path, "disease"))
+    assert (caught.value.line, caught.value.field) == (3, "start")

@@ -169,14 +169,6 @@ def search(
     return rows[best].astype(np.int64), np.minimum(scores[best], 1.0)
 
 
-def cosine(matrix: NgramMatrix, a: str, b: str) -> float:
-    """Cosine of two normalised strings under the matrix's IDF weights."""
-    fa, wa = matrix.query(a)
-    fb, wb = matrix.query(b)
-    _, ia, ib = np.intersect1d(fa, fb, assume_unique=True, return_indices=True)
-    return float(np.dot(wa[ia], wb[ib]))
-
-
 @dataclass(slots=True)
 class Candidate:
     """A concept proposed for a mention. ``stage`` says how it was found: ``exact``

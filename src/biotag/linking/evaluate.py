@@ -25,7 +25,6 @@ it): the gold mentions of the earlier splits become one more index.
 
 from __future__ import annotations
 
-import gzip
 import re
 import tempfile
 import time
@@ -36,10 +35,10 @@ from typing import Iterable, Iterator
 
 from biotag import paths
 from biotag.abbreviations import detect
-from biotag.document import Document, Entity
+from biotag.document import Document
 from biotag.errors import FormatError, InputError
 from biotag.linking.index import build_index
-from biotag.linking.linker import Linker, _abbreviation_long_forms, document_taxa, to_link
+from biotag.linking.linker import Linker, abbreviation_long_forms, taxon_number
 from biotag.linking.ontology import Concept, numbered_lines
 
 _MESH_UID = re.compile(r"[CD]\d{6,9}")
@@ -257,15 +256,15 @@ def known_ids(linker: Linker) -> set[str]:
 def score(linker: Linker, mentions: list[GoldMention], docs: dict[str, Document], report: LinkingReport, *, max_misses: int = 50) -> LinkingReport:
     """Link every gold mention (top 5, in its document's context) and count hits."""
     known = known_ids(linker)
-    long_forms = {doc_id: _abbreviation_long_forms(doc) for doc_id, doc in docs.items()}
+    long_forms = {doc_id: abbreviation_long_forms(doc) for doc_id, doc in docs.items()}
     taxa: dict[str, set[int]] = {}  # organisms linked so far per document, as link_documents does
     started = time.perf_counter()
     for mention in mentions:
         long_form = long_forms.get(mention.document, {}).get(mention.text)
         seen = taxa.setdefault(mention.document, set())
         parts = linker.resolve(mention.text, mention.type, 5, long_form=long_form, taxa=frozenset(seen))
-        if mention.type == "species" and parts and parts[0].best is not None:
-            seen.update(document_taxa([Entity("", "species", [], "", links=[to_link(p.best)]) for p in parts if p.best]))
+        if mention.type == "species":
+            seen.update(t for p in parts if p.best and (t := taxon_number(p.best.id)) is not None)
         covered = mention.ids <= known
         report.mentions += 1
         report.covered += covered

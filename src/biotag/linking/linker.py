@@ -242,7 +242,7 @@ class Linker:
         linked first, so gene mentions prefer the genes of the document's organisms."""
         served = set(self.types)
         for doc in docs:
-            long_forms = _abbreviation_long_forms(doc) if self.abbreviations else {}
+            long_forms = abbreviation_long_forms(doc) if self.abbreviations else {}
             todo = [e for e in doc.entities if (self.overwrite or not e.links) and self.unify(e.type) in served]
             taxa = set(document_taxa(doc.entities))
             # species in text order, each seeing the organisms named before it
@@ -301,7 +301,7 @@ def _distinct(parts: list[Part]) -> list[Part]:
     return out
 
 
-def _abbreviation_long_forms(doc: Document) -> dict[str, str]:
+def abbreviation_long_forms(doc: Document) -> dict[str, str]:
     """Short form text -> long form text, from ``doc.metadata["abbreviations"]``."""
     out: dict[str, str] = {}
     for pair in doc.metadata.get("abbreviations") or ():
@@ -315,6 +315,13 @@ def _abbreviation_long_forms(doc: Document) -> dict[str, str]:
     return out
 
 
+def taxon_number(curie: str) -> int | None:
+    """9606 for ``NCBITaxon:9606``; None for an ID of another ontology."""
+    prefix, local = split_curie(curie)
+    return int(local) if prefix == "NCBITaxon" and local.isdigit() else None
+
+
 def document_taxa(entities: Iterable[Entity]) -> set[int]:
     """NCBI Taxonomy numbers the entities link to."""
-    return {int(link.id) for e in entities for link in e.links if link.ontology == "NCBITaxon" and link.id.isdigit()}
+    found = (taxon_number(f"{link.ontology}:{link.id}") for e in entities for link in e.links)
+    return {taxon for taxon in found if taxon is not None}
