@@ -409,3 +409,16 @@ def test_query_file_errors_name_the_line(tmp_path):
     with pytest.raises(FormatError) as caught:
         list(read_queries(path, "disease"))
     assert (caught.value.line, caught.value.field) == (3, "start")
+
+
+def test_linking_from_several_threads_agrees_with_one(tiny):
+    from concurrent.futures import ThreadPoolExecutor
+
+    mentions = ["breast cancer", "liver tumours", "Parkinsson disease", "anemia and scoliosis", "BRCA1/2"] * 20
+    types = ["disease"] * 4 + ["gene"]
+    alone = Linker(tiny)
+    expected = [[p.best.id for p in alone.resolve(m, t)] for m, t in zip(mentions, types * 20)]
+    shared = Linker(tiny, cache_size=3)  # a tiny cache: entries come and go under contention
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda mt: [p.best.id for p in shared.resolve(*mt)], zip(mentions, types * 20)))
+    assert got == expected

@@ -34,6 +34,7 @@ lookup: corpora repeat most of their mentions.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,8 +112,9 @@ class Linker:
         self.abbreviations = abbreviations
         self.overwrite = overwrite
         self._type_map = default_type_map(unknown="keep")
-        self._cache: OrderedDict[tuple, list[Part]] = OrderedDict()
-        self._cache_size = cache_size
+        # mentions repeat within and across documents, and composite readings share parts
+        self._resolve_cache = _LruCache(cache_size)
+        self._candidate_cache = _LruCache(cache_size)
 
     @classmethod
     def from_indexes(cls, dir: str | Path | None = None, ontologies: Iterable[str] | None = None, **options) -> "Linker":
@@ -134,8 +136,16 @@ class Linker:
     # -- one name -------------------------------------------------------------------
     def candidates(self, mention: str, entity_type: str, k: int = 5, *, taxa: frozenset[int] = frozenset()) -> list[Candidate]:
         """The ``k`` best concepts for ``mention`` read as one name (no composite or
-        abbreviation reading), best first, whatever their score."""
+        abbreviation reading), best first, whatever their score. The list is shared
+        with the cache: do not change it."""
         entity_type = self.unify(entity_type)
+        key = (mention, entity_type, k, taxa)
+        found = self._candidate_cache.get(key)
+        if found is None:
+            found = self._candidate_cache.put(key, self._candidates(mention, entity_type, k, taxa))
+        return found
+
+    def _candidates(self, mention: str, entity_type: str, k: int, taxa: frozenset[int]) -> list[Candidate]:
         normalized = normalize(mention)
         if not normalized:
             return []
@@ -208,18 +218,14 @@ class Linker:
         abbreviation, ``taxa`` the organisms of the document (for genes)."""
         entity_type = self.unify(entity_type)
         key = (mention, entity_type, k, long_form, taxa)
-        cached = self._cache.get(key)
-        if cached is not None:
-            self._cache.move_to_end(key)
-            return cached
-        parts = self._resolve(mention, entity_type, k, long_form, taxa)
-        self._cache[key] = parts
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        parts = self._resolve_cache.get(key)
+        if parts is None:
+            parts = self._resolve_cache.put(key, self._resolve(mention, entity_type, k, long_form, taxa))
         return parts
 
     def clear_cache(self) -> None:
-        self._cache.clear()
+        self._resolve_cache.clear()
+        self._candidate_cache.clear()
 
     def _resolve(self, mention: str, entity_type: str, k: int, long_form: str | None, taxa: frozenset[int]) -> list[Part]:
         whole = Part(mention, self.candidates(mention, entity_type, k, taxa=taxa))
@@ -274,6 +280,34 @@ def _mark_homonyms(chosen: list[Candidate], candidates: Iterable[Candidate]) -> 
         by_name.setdefault(candidate.matched, []).append(candidate.id)
     for candidate in chosen:
         candidate.homonyms = tuple(i for i in by_name[candidate.matched] if i != candidate.id)[:MAX_CONCEPTS_PER_NAME]
+
+
+class _LruCache:
+    """A dict that forgets its least recently used entries beyond ``size``; safe to
+    share between threads (a service may link from several)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key, value):
+        with self._lock:
+            self._data[key] = value
+            if len(self._data) > self.size:
+                self._data.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
 
 
 def _certain(candidate: Candidate) -> bool:
