@@ -118,7 +118,7 @@ class Linker:
 
     @classmethod
     def from_indexes(cls, dir: str | Path | None = None, ontologies: Iterable[str] | None = None, **options) -> "Linker":
-        """A linker over the indexes in ``dir`` (all, or the named ``ontologies``)."""
+        """A linker over the indexes in ``dir``: the default ones, or the named ``ontologies``."""
         return cls(dir, ontologies, **options)
 
     @property
