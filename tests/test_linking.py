@@ -292,7 +292,7 @@ def test_gene_slash_composite_and_document_organism(linker):
 
 
 def _document() -> Document:
-    doc = Document("1", "Paracetamol (APAP) caused breast and ovarian cancer in mice. APAP again. Known: Parkinson's disease.")
+    doc = Document("1", "Paracetamol (PARA) caused breast and ovarian cancer in mice. PARA again. Known: Parkinson's disease.")
     doc.add_entity(0, 11, "Chemical")
     doc.add_entity(13, 17, "Chemical")
     doc.add_entity(26, 51, "Disease")
@@ -320,9 +320,17 @@ def test_link_documents_in_place(linker):
     doc.validate()
 
 
-def test_without_abbreviation_pairs_the_short_form_is_nil(linker):
+def test_abbreviations_are_detected_when_the_step_has_not_run(linker):
     doc = _document()
     doc.metadata.clear()
+    linker.link_documents([doc])
+    assert [(link.ontology, link.id) for link in doc.entities[1].links] == [("MESH", "D000082")]
+    assert doc.metadata == {}  # found for linking only: the abbreviations step owns the field
+
+
+def test_without_abbreviation_pairs_the_short_form_is_nil(linker):
+    doc = _document()
+    doc.metadata["abbreviations"] = []  # the abbreviations step ran and found none
     linker.link_documents([doc])
     assert doc.entities[1].links == []
 

@@ -23,8 +23,8 @@ below ``threshold`` means NIL: no link.
 :meth:`Linker.resolve` adds two readings of the mention on top:
 
 * an **abbreviation** whose definition the document holds
-  (``doc.metadata["abbreviations"]``, :mod:`biotag.abbreviations`) is linked through its
-  long form when that scores higher;
+  (``doc.metadata["abbreviations"]``, or detected here with :mod:`biotag.abbreviations`
+  when that step has not run) is linked through its long form when that scores higher;
 * a **composite** mention ("breast and ovarian cancer", "BRCA1/2") is split
   (:mod:`biotag.linking.composite`) when every part links better than the whole.
 
@@ -42,6 +42,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from biotag.abbreviations import detect
 from biotag.document import Document, Entity, Link
 from biotag.entity_types import SPECIES, default_type_map
 from biotag.linking import composite, wordforms
@@ -336,9 +337,15 @@ def _distinct(parts: list[Part]) -> list[Part]:
 
 
 def abbreviation_long_forms(doc: Document) -> dict[str, str]:
-    """Short form text -> long form text, from ``doc.metadata["abbreviations"]``."""
+    """Short form text -> long form text, from ``doc.metadata["abbreviations"]``, or
+    found here (:func:`biotag.abbreviations.detect`, the document left unchanged) when
+    the abbreviations step has not run yet -- the default pipeline runs it after
+    linking, so that short forms the linker could not link inherit their long form's."""
+    pairs = doc.metadata.get("abbreviations")
+    if pairs is None:
+        pairs = [pair.to_dict() for pair in detect(doc)]
     out: dict[str, str] = {}
-    for pair in doc.metadata.get("abbreviations") or ():
+    for pair in pairs:
         try:
             (s0, s1), (l0, l1) = pair["short"], pair["long"]
         except (KeyError, TypeError, ValueError):
