@@ -258,3 +258,10 @@ def test_shared_corpora_counts_and_text_checks(shared_data):
     kept = list(pubtator.read(gnormplus, skip_bad=True, on_error=errors.append))
     assert errors and all(e.field == "text" and e.document and e.line for e in errors)
     assert len(kept) + len(errors) == 426
+
+
+def test_links_with_name_and_score_are_written_by_their_identifier():
+    """A linker's links carry a name and a score that PubTator has no column for."""
+    link = Link("MESH", "D003920", name="Diabetes Mellitus", score=0.93)
+    assert pubtator.format_id(link, "Disease") == "MESH:D003920"
+    assert pubtator.format_id(Link("NCBIGene", "672", name="BRCA1", score=1.0), "Gene", taxon="9606") == "672(Tax:9606)"

@@ -193,7 +193,6 @@ def test_api_load_picks_the_onnx_engine(int8_export):
     doc.validate()
 
 
-@pytest.mark.xfail(strict=True, raises=OSError, reason="api.load_predictor does not yet check for PyTorch weights (see report)")
 def test_torch_backend_on_an_onnx_only_directory_is_a_clear_error(int8_export):
     with pytest.raises(InputError) as info:
         biotag.load(int8_export, backend="torch")

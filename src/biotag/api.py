@@ -48,6 +48,13 @@ def load_predictor(path: str | os.PathLike | None = None, *, threads: int | None
         return OnnxTokenClassifier.from_pretrained(model_dir, threads=threads)
     if backend not in ("auto", "torch"):
         raise InputError(f"unknown backend {backend!r}; expected auto, onnx or torch", field="backend")
+    if not any((model_dir / name).is_file() for name in ("model.safetensors", "pytorch_model.bin")):
+        raise InputError(
+            "no PyTorch weights (model.safetensors) in this model directory; it holds only an ONNX "
+            "export: use backend='onnx' (or 'auto')",
+            path=str(model_dir),
+            field="backend",
+        )
     import torch
 
     from biotag.models.token_classifier import TokenClassifier

@@ -276,5 +276,13 @@ def evaluate_linking(
         output.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
 
 
+def _register_command_modules() -> None:
+    from biotag.commands import register_all
+
+    register_all(app)
+
+
+_register_command_modules()
+
 if __name__ == "__main__":  # pragma: no cover
     app()

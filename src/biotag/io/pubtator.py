@@ -175,7 +175,11 @@ def format_id(link: Link, entity_type: str, taxon: str | None = None, ontologies
     else:
         candidates = [link.id, f"{link.ontology}:{link.id}"]
     for written in candidates:
-        if _id_parts(written, entity_type, ontologies) == [written] and parse_id(written, entity_type, ontologies) == (link, taxon):
+        if _id_parts(written, entity_type, ontologies) != [written]:
+            continue
+        parsed = parse_id(written, entity_type, ontologies)
+        # PubTator has no column for a link's name or score: only the identifier must survive.
+        if parsed is not None and (parsed[0].ontology, parsed[0].id, parsed[1]) == (link.ontology, link.id, taxon):
             return written
     raise FormatError(f"concept ID {link.ontology}:{link.id} cannot be written in PubTator's ID column", field="links")
 

@@ -1,0 +1,18 @@
+"""Groups of ``biotag`` sub-commands, one module per concern, each with ``register(app)``.
+
+cli.py keeps the core commands; a capability that adds commands (export, distil, bench,
+batch, relations, de-identification, pretraining) adds a module here and its name to
+:data:`MODULES`, so that the capabilities do not all edit one file."""
+
+from __future__ import annotations
+
+import importlib
+
+MODULES = [
+    "biotag.commands.export",
+]
+
+
+def register_all(app) -> None:
+    for name in MODULES:
+        importlib.import_module(name).register(app)
