@@ -28,3 +28,21 @@ def encoder_dir() -> Path:
     if not (d / "config.json").is_file():
         pytest.skip(f"encoder minilm-l6 not found under {root} (run ../shared/tools/fetch-encoders.sh)")
     return d
+
+
+@pytest.fixture(scope="session")
+def toy_trained(tmp_path_factory):
+    """A tiny model that learned "a capitalised word after 'the' is a Thing", trained once
+    per test session: ``(model_dir, corpus_dir)``."""
+    from helpers import make_tiny_encoder, write_toy_corpus
+
+    from biotag.training import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("toy-model")
+    encoder = make_tiny_encoder(root / "encoder")
+    corpus = write_toy_corpus(root / "toy", n_train=100, n_devel=20)
+    config = TrainConfig(
+        corpora=[str(corpus)], output_dir=str(root / "model"), encoder=str(encoder), unify_types=False,
+        epochs=10, lr=3e-3, batch_size=8, max_length=32, threads=1, patience=0, checkpoint_every=0,
+    )
+    return train(config), corpus

@@ -10,24 +10,13 @@ import biotag
 from biotag import io
 from biotag.cli import app
 from biotag.document import Document
-from helpers import make_tiny_encoder, write_toy_corpus
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def toy_model(tmp_path_factory) -> tuple[Path, Path]:
-    """A tiny model that learned "a capitalised word after 'the' is a Thing"."""
-    from biotag.training import TrainConfig, train
-
-    root = tmp_path_factory.mktemp("cli")
-    encoder = make_tiny_encoder(root / "encoder")
-    corpus = write_toy_corpus(root / "toy", n_train=100, n_devel=20)
-    config = TrainConfig(
-        corpora=[str(corpus)], output_dir=str(root / "model"), encoder=str(encoder), unify_types=False,
-        epochs=10, lr=3e-3, batch_size=8, max_length=32, threads=1, patience=0, checkpoint_every=0,
-    )
-    return train(config), corpus
+def toy_model(toy_trained) -> tuple[Path, Path]:
+    return toy_trained
 
 
 def test_annotate_text_with_the_python_api(toy_model):

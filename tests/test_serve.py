@@ -4,7 +4,6 @@ deterministic); the first ones load a tiny trained model through the real lifesp
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 import time
@@ -16,7 +15,6 @@ pytest.importorskip("fastapi", reason="the service needs fastapi (pip install fa
 pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx")
 
 from fastapi.testclient import TestClient  # noqa: E402
-from helpers import make_tiny_encoder, write_toy_corpus  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from biotag import io  # noqa: E402
@@ -27,24 +25,9 @@ from biotag.serve import ServeSettings, create_app  # noqa: E402
 
 
 # -- models -------------------------------------------------------------------------------
-@functools.cache
-def train_toy_model(root: Path) -> Path:
-    """A tiny model that learned "a capitalised word after 'the' is a Thing" (trained
-    once per test session, in ``root``)."""
-    from biotag.training import TrainConfig, train
-
-    encoder = make_tiny_encoder(root / "encoder")
-    corpus = write_toy_corpus(root / "toy", n_train=100, n_devel=20)
-    config = TrainConfig(
-        corpora=[str(corpus)], output_dir=str(root / "model"), encoder=str(encoder), unify_types=False,
-        epochs=10, lr=3e-3, batch_size=8, max_length=32, threads=1, patience=0, checkpoint_every=0,
-    )
-    return train(config)
-
-
 @pytest.fixture(scope="module")
-def toy_model(tmp_path_factory) -> Path:
-    return train_toy_model(tmp_path_factory.getbasetemp() / "serve-toy-model")
+def toy_model(toy_trained) -> Path:
+    return toy_trained[0]
 
 
 # what the fake annotator tags, with a link, wherever the word occurs

@@ -28,7 +28,6 @@ uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is not installed")
 if not CHROMIUM.is_file():
     pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium, or set BIOTAG_CHROMIUM)", allow_module_level=True)
 
-from test_serve import train_toy_model  # noqa: E402
 
 from biotag.document import Document, Link  # noqa: E402
 from biotag.serve import ServeSettings, create_app  # noqa: E402
@@ -59,9 +58,9 @@ def wait_until_ready(url: str, process: subprocess.Popen | None = None) -> None:
 
 
 @pytest.fixture(scope="module")
-def model_server(tmp_path_factory) -> Iterator[str]:
+def model_server(toy_trained) -> Iterator[str]:
     """``biotag serve`` with the tiny model, as a user starts it."""
-    model = train_toy_model(tmp_path_factory.getbasetemp() / "serve-toy-model")
+    model = toy_trained[0]
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "BIOTAG_API_KEYS"}
     process = subprocess.Popen(
