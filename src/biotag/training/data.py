@@ -20,13 +20,11 @@ import logging
 import zlib
 from bisect import bisect_left, bisect_right
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from biotag.document import Document
-from biotag.errors import InputError
 from biotag.labels import LabelSchema, TokenSpan
 from biotag.text.segment import sentence_words
 from biotag.text.subwords import SubwordBatch, SubwordEncoder, Window
@@ -78,40 +76,23 @@ def load_corpus(name: str, train_split: str, devel_split: str, unify_types: bool
     the document ids so every run picks the same ones.
     """
     from biotag.corpora import read_corpus, resolve, unify_document_types
-    from biotag.entity_types import DEFAULT_TYPE_MAP, unified_types
+    from biotag.entity_types import unified_types
 
-    path = Path(name)
-    if path.is_dir():
-        spec = None
-        train, devel = _read_split_file(path, train_split), _read_split_file(path, devel_split, required=False)
-    else:
-        spec = resolve(name)
-        train = list(read_corpus(name, train_split))
-        has_devel = spec.file is None and devel_split in spec.splits
-        devel = list(read_corpus(name, devel_split)) if has_devel else None
+    spec = resolve(name)
+    train = list(read_corpus(name, train_split))
+    has_devel = spec.file is None and devel_split in spec.splits
+    devel = list(read_corpus(name, devel_split)) if has_devel else None
     if devel is None:
         train, devel = _hold_out(train)
         log.info("%s has no %s split: %d of its %s documents are held out for it", name, devel_split, len(devel), train_split)
     if unify_types:
-        tmap = spec.type_map if spec is not None else DEFAULT_TYPE_MAP
-        train, devel = ([unify_document_types(doc, tmap) for doc in docs] for docs in (train, devel))
-    if spec is not None and spec.types:
+        train, devel = ([unify_document_types(doc, spec.type_map) for doc in docs] for docs in (train, devel))
+    if spec.types:
         types = tuple(spec.types) if unify_types else tuple(spec.label_map)
     else:  # a user's corpus declares nothing: it annotates the types its training data has
         found = {e.type for doc in train for e in doc.entities}
         types = unified_types(found) if unify_types else tuple(sorted(found))
     return Corpus(name, types, train, devel)
-
-
-def _read_split_file(folder: Path, split: str, required: bool = True) -> list[Document] | None:
-    from biotag import io
-
-    candidates = sorted(p for p in folder.glob(f"{split}.*") if p.is_file())
-    if not candidates:
-        if not required:
-            return None
-        raise InputError(f"no {split}.* file in the corpus folder", path=str(folder), field="corpora")
-    return list(io.read(candidates[0]))
 
 
 def _hold_out(docs: list[Document], tenths: int = 1) -> tuple[list[Document], list[Document]]:
