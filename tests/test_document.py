@@ -4,15 +4,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from biotag.document import Argument, Document, Entity, Link, Relation, Span
+from biotag.document import Argument, Document, Link, Relation, Span
 from biotag.errors import ValidationError
 
 
 def make_doc() -> Document:
     doc = Document.from_passages("123", [("title", "BRCA1-associated breast cancer."), ("abstract", "Loss of BRCA1 and TP53 causes it.")])
-    disease = doc.add_entity(17, 30, "disease", links=[Link("MESH", "D001943", "Breast Neoplasms", 0.9)], source="gold")
+    doc.add_entity(17, 30, "disease", links=[Link("MESH", "D001943", "Breast Neoplasms", 0.9)], source="gold")
     gene = doc.add_entity(0, 5, "gene", score=0.75)  # nested inside "BRCA1-associated breast cancer"? no: overlaps its left side
-    whole = doc.add_entity(0, 30, "disease")  # overlapping/nesting entities are first-class
+    doc.add_entity(0, 30, "disease")  # overlapping/nesting entities are first-class
     doc.add_entity([(40, 45), (50, 54)], type="gene")  # discontinuous: "BRCA1 TP53"
     doc.relations.append(Relation("R1", "associated", [Argument("gene", gene.id), Argument("disease", concept="MESH:D001943")], score=0.5))
     return doc
