@@ -111,3 +111,23 @@ def write_toy_corpus(
         docs = [toy_document(f"{split}{i}", rng, entity_type=entity_type) for i in range(n)]
         jsonl.write(docs, folder / f"{split}.jsonl")
     return folder
+
+
+def mutate(draw, data: bytes, pieces: list[bytes], look_back: int = 20) -> bytes:
+    """A hypothesis-drawn corruption of ``data``: a few insertions of ``pieces``, deletions,
+    duplications of the preceding ``look_back`` bytes, and a cut."""
+    from hypothesis import strategies as st
+
+    out = bytearray(data)
+    for _ in range(draw(st.integers(1, 6))):
+        position = draw(st.integers(0, len(out)))
+        action = draw(st.sampled_from(["insert", "delete", "duplicate", "truncate"]))
+        if action == "insert":
+            out[position:position] = draw(st.sampled_from(pieces))
+        elif action == "delete":
+            del out[position : position + draw(st.integers(1, 8))]
+        elif action == "duplicate":
+            out[position:position] = out[max(0, position - look_back) : position]
+        elif draw(st.booleans()):  # truncate, half as often as the others
+            del out[position:]
+    return bytes(out)

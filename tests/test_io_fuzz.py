@@ -9,6 +9,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import mutate
+
 from biotag.errors import InputError
 from biotag.io import conll, jsonl, pubtator, text
 
@@ -59,19 +61,7 @@ PIECES = [b"\t", b"\n", b"\r\n", b"|", b"|t|", b"|a|", b" ", b"-", b"-1", b"0", 
 @st.composite
 def mutated(draw, name: str) -> bytes:
     """The realistic sample with a few insertions, deletions, duplications and a cut."""
-    data = bytearray(sample_bytes(name))
-    for _ in range(draw(st.integers(1, 6))):
-        position = draw(st.integers(0, len(data)))
-        action = draw(st.sampled_from(["insert", "delete", "duplicate", "truncate"]))
-        if action == "insert":
-            data[position:position] = draw(st.sampled_from(PIECES))
-        elif action == "delete":
-            del data[position : position + draw(st.integers(1, 8))]
-        elif action == "duplicate":
-            data[position:position] = data[max(0, position - 20) : position]
-        elif draw(st.booleans()):  # truncate, half as often as the others
-            del data[position:]
-    return bytes(data)
+    return mutate(draw, sample_bytes(name), PIECES, look_back=20)
 
 
 def read_all(name: str, path: Path, **extra):

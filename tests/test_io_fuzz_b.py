@@ -8,6 +8,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import mutate
+
 from biotag.errors import InputError
 from biotag.io import bioc_json, bioc_xml, brat, pubmed_xml
 
@@ -75,19 +77,7 @@ PIECES = [b"<", b">", b"</", b"/>", b'"', b"'", b"=", b"&", b"&amp;", b"&#0;", b
 @st.composite
 def mutated(draw, name: str) -> bytes:
     """The realistic sample with a few insertions, deletions, duplications and a cut."""
-    data = bytearray(SAMPLES[name][3])
-    for _ in range(draw(st.integers(1, 6))):
-        position = draw(st.integers(0, len(data)))
-        action = draw(st.sampled_from(["insert", "delete", "duplicate", "truncate"]))
-        if action == "insert":
-            data[position:position] = draw(st.sampled_from(PIECES))
-        elif action == "delete":
-            del data[position : position + draw(st.integers(1, 8))]
-        elif action == "duplicate":
-            data[position:position] = data[max(0, position - 30) : position]
-        elif draw(st.booleans()):  # truncate, half as often as the others
-            del data[position:]
-    return bytes(data)
+    return mutate(draw, SAMPLES[name][3], PIECES, look_back=30)
 
 
 RANDOM_INPUT = st.one_of(st.binary(max_size=400), st.lists(st.sampled_from(PIECES), max_size=60).map(b"".join))
