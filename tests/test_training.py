@@ -17,15 +17,17 @@ from safetensors.torch import load_file
 
 from biotag.document import Document, Span
 from biotag.errors import InputError
-from biotag.labels import LabelSchema, TokenSpan
+from biotag.labels import O, LabelSchema, TokenSpan
 from biotag.models.token_classifier import TokenClassifier
 from biotag.training import TrainConfig, train
 from biotag.training.checkpoint import existing_dir, replacing_dir
 from biotag.training.data import (
     AlignmentStats,
+    collate_items,
     corpus_shares,
     document_examples,
     epoch_batches,
+    training_items,
 )
 from helpers import make_tiny_encoder, write_toy_corpus
 
@@ -69,6 +71,7 @@ def test_config_round_trips_through_json(tmp_path):
         ({"corpora": ["x"], "output_dir": "o", "scheme": "iobes"}, "scheme"),
         ({"corpora": ["x"], "output_dir": "o", "learning_rate": 1}, "learning_rate"),
         ({"corpora": ["x"]}, "output_dir"),
+        ({"corpora": ["x"], "output_dir": "o", "negative_evidence": {"chemical": "gene"}}, "negative_evidence"),
     ],
 )
 def test_bad_config_names_file_and_field(tmp_path, data, field):
@@ -101,6 +104,35 @@ def test_entities_are_fitted_onto_words_and_counted():
     assert examples[1].spans == []
     assert (stats.entities, stats.extended, stats.discontinuous, stats.cross_sentence, stats.other_types) == (4, 1, 1, 1, 1)
     assert examples[0].type_mask.tolist() == [True]
+
+
+def test_negative_evidence_unmasks_excluded_types_on_gold_spans_only(tiny_encoder):
+    """On a gene corpus, the words of a gold gene teach "not a chemical"; the other words
+    still say nothing about chemicals, and types the corpus annotates are untouched."""
+    doc = Document(id="d1", text="The BRCA1 gene and Aspirin .")
+    doc.tokens = [Span(a, b) for a, b in [(0, 3), (4, 9), (10, 14), (15, 18), (19, 26), (27, 28)]]
+    doc.sentences = [Span(0, 28)]
+    doc.add_entity(4, 14, "Gene")
+    schema = LabelSchema(("Gene", "Chemical", "Species"), "multilabel")
+    rules = {"Chemical": ["Gene"], "Species": ["Disease"]}
+    (plain,) = document_examples(doc, 0, "genes", schema, ("Gene",), AlignmentStats())
+    (example,) = document_examples(doc, 0, "genes", schema, ("Gene",), AlignmentStats(), rules)
+    assert plain.known_absent is None
+    assert example.known_absent[:, 1].tolist() == [False, True, True, False, False, False]
+    assert not example.known_absent[:, [0, 2]].any()
+    # a corpus that annotates chemicals already has them all: nothing to add
+    (both,) = document_examples(doc, 0, "both", schema, ("Gene", "Chemical"), AlignmentStats(), rules)
+    assert both.known_absent is None
+
+    from biotag.models.token_classifier import TokenClassifier
+
+    encoder = TokenClassifier.from_encoder(tiny_encoder, schema, max_length=32).encoder
+    items = training_items([plain, example], encoder, schema, AlignmentStats())
+    batch = collate_items(items, encoder)
+    n = len(plain.words)
+    assert batch.type_mask[:n].tolist() == [[True, False, False]] * n
+    assert batch.type_mask[n:, 1].tolist() == [False, True, True, False, False, False]
+    assert batch.labels[n:][:, 1].tolist() == [O] * n  # "not a chemical" is the O label
 
 
 # -- epoch plans ---------------------------------------------------------------------------

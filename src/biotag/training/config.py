@@ -52,6 +52,9 @@ class TrainConfig:
     eval_every: int = 0
     checkpoint_every: int = 500
     temperature: float = 0.5
+    # type -> types whose gold spans exclude it, used on corpora that do not annotate the
+    # first type, e.g. {"chemical": ["gene", "species"]}: see training.data.document_examples
+    negative_evidence: dict[str, list[str]] = field(default_factory=dict)
     eval_batch_size: int = 64
     threads: int | None = None
     card: dict[str, Any] = field(default_factory=dict)  # extra model-card fields
@@ -85,6 +88,11 @@ class TrainConfig:
             raise InputError(f"must be in [0, 1), got {self.dropout!r}", field="dropout")
         if not self.temperature >= 0:
             raise InputError(f"must be >= 0, got {self.temperature!r}", field="temperature")
+        rules = self.negative_evidence
+        if not isinstance(rules, dict) or not all(
+            isinstance(k, str) and isinstance(v, list) and all(isinstance(t, str) for t in v) for k, v in rules.items()
+        ):
+            raise InputError(f"must map a type to a list of types, got {rules!r}", field="negative_evidence")
 
     # -- (de)serialisation ------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import logging
 import zlib
 from bisect import bisect_left, bisect_right
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -57,6 +57,9 @@ class Example:
     words: list[str]
     spans: list[TokenSpan]  # gold word spans of the schema's types
     type_mask: np.ndarray  # bool [n_types]: types the example's corpus annotates
+    # bool [n_words, n_types] or None: words where a type the corpus does not annotate is
+    # known to be absent anyway (inside a gold span of a type that excludes it)
+    known_absent: np.ndarray | None = None
 
 
 @dataclass(slots=True)
@@ -103,9 +106,20 @@ def _hold_out(docs: list[Document], tenths: int = 1) -> tuple[list[Document], li
 
 # -- documents -> sentence examples --------------------------------------------------
 def document_examples(
-    doc: Document, corpus_index: int, corpus_name: str, schema: LabelSchema, annotated: Sequence[str], stats: AlignmentStats
+    doc: Document,
+    corpus_index: int,
+    corpus_name: str,
+    schema: LabelSchema,
+    annotated: Sequence[str],
+    stats: AlignmentStats,
+    negative_evidence: Mapping[str, Sequence[str]] = {},
 ) -> list[Example]:
-    """One example per non-empty sentence of ``doc``."""
+    """One example per non-empty sentence of ``doc``.
+
+    ``negative_evidence`` maps a type to the types whose gold spans exclude it (e.g.
+    ``{"chemical": ["gene"]}``: a gold gene is not a chemical); on a corpus that does not
+    annotate the first type, the words of such spans teach "not that type" instead of
+    nothing."""
     sentences = sentence_words(doc)  # the document's own layers where it has them
     flat = [(si, wi, a, b) for si, ws in enumerate(sentences) for wi, (a, b) in enumerate(ws)]
     starts = [a for _, _, a, _ in flat]
@@ -130,19 +144,49 @@ def document_examples(
             end_word = flat[stop - 1][1] + 1
         spans[sentence].append(TokenSpan(start_word, end_word, entity.type))
     mask = np.array([t in annotated for t in schema.types], dtype=bool)
+    excluded = _exclusions(schema, annotated, negative_evidence)
     return [
-        Example((corpus_name, doc.id, si), corpus_index, [doc.text[a:b] for a, b in ws], sorted(set(spans[si])), mask)
+        Example(
+            (corpus_name, doc.id, si), corpus_index, [doc.text[a:b] for a, b in ws], sorted(set(spans[si])), mask,
+            _known_absent(len(ws), spans[si], excluded, len(schema.types)),
+        )
         for si, ws in enumerate(sentences)
         if ws
     ]
 
 
+def _exclusions(schema: LabelSchema, annotated: Sequence[str], negative_evidence: Mapping[str, Sequence[str]]) -> dict[str, list[int]]:
+    """gold type -> indices of the un-annotated types its spans exclude."""
+    out: dict[str, list[int]] = {}
+    for target, sources in negative_evidence.items():
+        if target in schema.types and target not in annotated:
+            for source in sources:
+                if source in annotated:
+                    out.setdefault(source, []).append(schema.types.index(target))
+    return out
+
+
+def _known_absent(n_words: int, spans: Sequence[TokenSpan], excluded: Mapping[str, list[int]], n_types: int) -> np.ndarray | None:
+    marks = [(s, excluded[s.type]) for s in spans if s.type in excluded]
+    if not marks:
+        return None
+    absent = np.zeros((n_words, n_types), dtype=bool)
+    for span, columns in marks:
+        absent[span.start : span.end, columns] = True
+    return absent
+
+
 def corpus_examples(
-    docs: Iterable[Document], corpus_index: int, corpus: Corpus, schema: LabelSchema, stats: AlignmentStats
+    docs: Iterable[Document],
+    corpus_index: int,
+    corpus: Corpus,
+    schema: LabelSchema,
+    stats: AlignmentStats,
+    negative_evidence: Mapping[str, Sequence[str]] = {},
 ) -> list[Example]:
     out: list[Example] = []
     for doc in docs:
-        out.extend(document_examples(doc, corpus_index, corpus.name, schema, corpus.types, stats))
+        out.extend(document_examples(doc, corpus_index, corpus.name, schema, corpus.types, stats, negative_evidence))
     return out
 
 
@@ -151,7 +195,7 @@ def corpus_examples(
 class TrainItem:
     window: Window
     labels: np.ndarray  # gold label ids of the words the window owns
-    type_mask: np.ndarray  # bool [n_types]
+    type_mask: np.ndarray  # bool [n_types], or [n_words, n_types] where some words say more
     corpus: int
 
 
@@ -171,14 +215,16 @@ def training_items(
     for window in encoding.windows:
         example = examples[window.sequence]
         labels = schema.encode(len(example.words), example.spans)[window.words]
-        items.append(TrainItem(window, labels, example.type_mask, example.corpus))
+        mask = example.type_mask if example.known_absent is None else (example.type_mask | example.known_absent)[window.words]
+        items.append(TrainItem(window, labels, mask, example.corpus))
     return items
 
 
 def collate_items(items: Sequence[TrainItem], encoder: SubwordEncoder) -> TrainBatch:
     subwords = encoder.collate([it.window for it in items])
     labels = np.concatenate([it.labels for it in items])
-    mask = np.concatenate([np.broadcast_to(it.type_mask, (len(it.labels), len(it.type_mask))) for it in items])
+    n_types = items[0].type_mask.shape[-1]
+    mask = np.concatenate([np.broadcast_to(it.type_mask, (len(it.labels), n_types)) for it in items])
     return TrainBatch(subwords, labels, mask)
 
 

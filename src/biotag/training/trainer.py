@@ -143,7 +143,7 @@ class Trainer:
         self.devel: list[Example] = []
         self.corpus_sizes: dict[str, dict[str, int]] = {}
         for i, corpus in enumerate(corpora):
-            train = corpus_examples(corpus.train, i, corpus, self.schema, self.stats)
+            train = corpus_examples(corpus.train, i, corpus, self.schema, self.stats, config.negative_evidence)
             devel = corpus_examples(corpus.devel, i, corpus, self.schema, AlignmentStats())
             self.train_examples += train
             self.devel += devel
