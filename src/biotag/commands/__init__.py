@@ -10,6 +10,7 @@ import importlib
 
 MODULES = [
     "biotag.commands.export",
+    "biotag.commands.relations",
 ]
 
 

@@ -41,15 +41,22 @@ def register(app: typer.Typer) -> None:
         opset: int = typer.Option(17, help="ONNX opset."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model directory at --output."),
     ) -> None:
-        """Export a model to ONNX (graph fusions, int8 quantization) for the fast CPU runtime."""
+        """Export a model (NER or relations) to ONNX (graph fusions, int8 quantization) for the fast CPU runtime."""
         from biotag.cli import _fail
         from biotag.runtime.export import export_onnx
 
         try:
-            words = calibration_sentences(calibration, calibration_sentences_count) if calibration else None
-            out = export_onnx(
-                model, output, quantize=quantize, optimize=optimize, calibration_words=words, opset=opset, overwrite=overwrite
-            )
+            from biotag.relations.model import is_relation_model
+
+            if is_relation_model(model):
+                from biotag.relations.onnx import export_relation_model
+
+                out = export_relation_model(model, output, quantize=quantize, optimize=optimize, opset=opset, overwrite=overwrite)
+            else:
+                words = calibration_sentences(calibration, calibration_sentences_count) if calibration else None
+                out = export_onnx(
+                    model, output, quantize=quantize, optimize=optimize, calibration_words=words, opset=opset, overwrite=overwrite
+                )
         except BiotagError as error:
             _fail(error)
         size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())

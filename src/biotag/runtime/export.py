@@ -183,9 +183,13 @@ def _scores(model_file: Path, sample: SubwordBatch) -> np.ndarray:
 
 
 def _max_diff(model_file: Path, sample: SubwordBatch, reference: np.ndarray) -> float:
-    """Largest absolute logit difference from PyTorch over the sample's real tokens."""
+    """Largest absolute logit difference from PyTorch over the sample's real tokens (over
+    every row for a sequence classifier, whose logits are ``[batch, labels]``)."""
+    scores = _scores(model_file, sample)
+    if scores.ndim == 2:
+        return float(np.abs(scores - reference).max())
     real = sample.attention_mask.astype(bool)
-    return float(np.abs(_scores(model_file, sample)[real] - reference[real]).max())
+    return float(np.abs(scores[real] - reference[real]).max())
 
 
 def _check_close(model_file: Path, sample: SubwordBatch, reference: np.ndarray, what: str) -> None:

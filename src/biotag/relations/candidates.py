@@ -1,0 +1,96 @@
+"""Candidate argument pairs from a Document's entities.
+
+Two entities are a candidate pair when
+
+* their types are a pair the task allows (``chemical``-``gene`` for ChemProt; either
+  order too for a symmetric task such as DDI's ``chemical``-``chemical``),
+* they lie within ``window`` sentences of each other (1: the same sentence, the
+  default; 2: the same or adjacent sentences...), a sentence being the one holding the
+  entity's first character (documents without a sentence layer are segmented first),
+* they are different mentions: not the same entity, not two mentions of one concept
+  (an entity pair sharing a link), and not two entities with identical spans and types.
+
+For a symmetric task the argument that comes first in the text is the head (E1); for
+an asymmetric one the head has the pair's first type. The text a model reads is the
+covering sentences (from the first sentence of the pair to the last).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+from typing import Iterator
+
+from biotag.document import Document, Entity
+from biotag.errors import InputError
+from biotag.relations.datasets import RelationTask
+from biotag.relations.examples import Mention, RelationExample
+
+
+@dataclass(slots=True)
+class Candidate:
+    head: Entity
+    tail: Entity
+    start: int  # the region of text the model reads
+    end: int
+
+
+def _links(entity: Entity) -> set[tuple[str, str]]:
+    return {(link.ontology, link.id) for link in entity.links}
+
+
+def candidate_pairs(doc: Document, task: RelationTask, *, window: int = 1) -> Iterator[Candidate]:
+    """Every candidate pair of ``doc`` for ``task``, in text order of the head."""
+    if not isinstance(window, int) or window < 1:
+        raise InputError(f"window must be a positive number of sentences, got {window!r}", field="window")
+    if not doc.entities:
+        return
+    if doc.sentences is None:
+        from biotag.text.segment import segment
+
+        segment(doc)
+    starts = [s.start for s in doc.sentences or ()]
+    sentences = doc.sentences or []
+
+    def sentence_of(entity: Entity) -> int:
+        return max(0, bisect_right(starts, entity.start) - 1)
+
+    entities = doc.sorted_entities()
+    where = [sentence_of(e) for e in entities]
+    for i, a in enumerate(entities):
+        for j in range(i + 1, len(entities)):
+            b = entities[j]
+            if where[j] - where[i] >= window:
+                break  # sorted by start, so later entities are further away
+            if a.spans == b.spans and a.type == b.type:
+                continue
+            if _links(a) & _links(b):
+                continue
+            if task.symmetric:
+                if not task.allows(a.type, b.type):
+                    continue
+                head, tail = a, b
+            elif (a.type, b.type) in task.pairs:
+                head, tail = a, b
+            elif (b.type, a.type) in task.pairs:
+                head, tail = b, a
+            else:
+                continue
+            first, last = sentences[where[i]] if sentences else None, sentences[where[j]] if sentences else None
+            start = min(first.start if first else 0, a.start, b.start)
+            end = max(last.end if last else len(doc.text), a.end, b.end)
+            yield Candidate(head, tail, start, end)
+
+
+def to_example(doc: Document, candidate: Candidate, label: str | None = None) -> RelationExample:
+    """The example a model classifies for a candidate (covering spans of discontinuous
+    entities)."""
+    offset = candidate.start
+    head, tail = candidate.head, candidate.tail
+    return RelationExample(
+        f"{doc.id}:{head.id}:{tail.id}",
+        doc.text[candidate.start : candidate.end],
+        Mention(head.start - offset, head.end - offset, head.type),
+        Mention(tail.start - offset, tail.end - offset, tail.type),
+        label,
+    )

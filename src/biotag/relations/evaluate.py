@@ -1,0 +1,120 @@
+"""Evaluate relation models: pair level (BLURB) and document level (BioRED).
+
+* :func:`evaluate_pairs` scores a model on a dataset split's examples with BLURB's
+  micro-F1 over the positive classes (and per class), timing the model's pairs/s.
+* :func:`evaluate_documents` runs :class:`~biotag.relations.extractor.RelationExtractor`
+  on the split's documents with their gold entities and compares the relations found
+  with the gold ones per document: between concepts when the corpus relates concepts
+  (BioRED; mention relations are lifted to concept pairs), between entities otherwise.
+  It reports pair detection (``pair``: the two arguments are related, any type) and
+  typed relations (``typed``), plus the recall ceiling -- the share of gold relations
+  with at least one candidate mention pair inside the sentence window.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from biotag.relations.datasets import gold_relation_index, read_examples, task_from_documents, get_task
+from biotag.relations.extractor import RelationExtractor, concept_relations
+from biotag.relations.metrics import score_pairs
+from biotag.relations.training import _subset, evaluate_model
+
+
+def evaluate_pairs(model, dataset: str, split: str = "test", *, window: int = 1, limit: int | None = None, batch_size: int = 64) -> dict[str, Any]:
+    task, examples = read_examples(dataset, split, window=window)
+    examples = _subset(examples, limit, 0)
+    if set(task.all_labels) != set(model.task.all_labels):
+        from biotag.errors import InputError
+
+        raise InputError(
+            f"the model predicts {list(model.task.all_labels)} but {dataset} has {list(task.all_labels)}", field="dataset"
+        )
+    started = time.perf_counter()
+    report, _ = evaluate_model(model, examples, batch_size)
+    seconds = time.perf_counter() - started
+    return {
+        "dataset": dataset,
+        "split": split,
+        "pairs": len(examples),
+        "seconds": round(seconds, 2),
+        "pairs_per_second": round(len(examples) / seconds, 1) if seconds > 0 else None,
+        "report": report,
+    }
+
+
+def _gold_items(doc, concept_level: bool, symmetric: bool) -> tuple[set, set]:
+    pairs, typed = set(), set()
+    for (a, b), rtype in gold_relation_index(doc).items():
+        if concept_level != (a[0] == "C" and b[0] == "C"):
+            continue
+        key = tuple(sorted((a[1], b[1]))) if symmetric else (a[1], b[1])
+        pairs.add((doc.id, key))
+        typed.add((doc.id, key, rtype))
+    return pairs, typed
+
+
+def evaluate_documents(model, dataset: str, split: str = "devel", *, window: int = 1, batch_size: int = 64, min_score: float = 0.0) -> dict[str, Any]:
+    from biotag.corpora import read_corpus
+
+    named = get_task(dataset)
+    docs = list(read_corpus(dataset, split, unify_types=named is not None))
+    task = model.task
+    concept_level = any(a.concept is not None for d in docs for r in d.relations for a in r.arguments)
+    symmetric = task.symmetric
+    gold_pairs, gold_typed = set(), set()
+    for doc in docs:
+        p, t = _gold_items(doc, concept_level, symmetric)
+        gold_pairs |= p
+        gold_typed |= t
+    reachable = set()
+    from biotag.relations.candidates import candidate_pairs
+
+    for doc in docs:
+        for c in candidate_pairs(doc, task, window=window):
+            for key in _candidate_keys(c, concept_level, symmetric):
+                reachable.add((doc.id, key))
+        doc.relations = []  # gold relations out, so only predictions are scored
+    extractor = RelationExtractor(model, window=window, batch_size=batch_size, min_score=min_score)
+    started = time.perf_counter()
+    extractor.extract(docs)
+    seconds = time.perf_counter() - started
+    pred_pairs, pred_typed = set(), set()
+    for doc in docs:
+        if concept_level:
+            items = concept_relations(doc, symmetric=symmetric).items()
+        else:
+            items = (
+                ((tuple(sorted((r.arguments[0].entity_id, r.arguments[1].entity_id))) if symmetric else (r.arguments[0].entity_id, r.arguments[1].entity_id)), (r.type, r.score))
+                for r in doc.relations
+            )
+        for key, (rtype, _) in items:
+            pred_pairs.add((doc.id, key))
+            pred_typed.add((doc.id, key, rtype))
+    return {
+        "dataset": dataset,
+        "split": split,
+        "documents": len(docs),
+        "level": "concept" if concept_level else "entity",
+        "window": window,
+        "gold_relations": len(gold_pairs),
+        "recall_ceiling": round(len(gold_pairs & reachable) / len(gold_pairs), 4) if gold_pairs else None,
+        "pair": score_pairs(gold_pairs, pred_pairs).to_dict(),
+        "typed": score_pairs(gold_typed, pred_typed).to_dict(),
+        "seconds": round(seconds, 2),
+    }
+
+
+def _candidate_keys(candidate, concept_level: bool, symmetric: bool):
+    if concept_level:
+        heads = [f"{l.ontology}:{l.id}" for l in candidate.head.links]
+        tails = [f"{l.ontology}:{l.id}" for l in candidate.tail.links]
+    else:
+        heads, tails = [candidate.head.id], [candidate.tail.id]
+    for a in heads:
+        for b in tails:
+            yield tuple(sorted((a, b))) if symmetric else (a, b)
+
+
+__all__ = ["evaluate_pairs", "evaluate_documents", "task_from_documents"]
