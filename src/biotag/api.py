@@ -116,6 +116,7 @@ def load(
     batch_size: int = 32,
     steps: str | Sequence[str | dict] | None = None,
     config: str | os.PathLike | dict | None = None,
+    relation_model: str | os.PathLike | None = None,
 ) -> Annotator:
     """An :class:`Annotator` over the default pipeline, chosen ``steps`` (names, comma
     separated or a list, or step specs as in a config) or a pipeline ``config`` (a dict or
@@ -124,6 +125,7 @@ def load(
     ``path`` (a model directory, default: the bundled model), ``threads``, ``backend``
     and ``batch_size`` (sentences per forward pass) configure the ``ner`` step wherever
     the config does not say otherwise; no model is loaded without an ``ner`` step.
+    ``relation_model`` is the model of a ``relations`` step (see :mod:`biotag.relations`).
     """
     ner_options = {"backend": backend, "threads": threads, "batch_size": batch_size}
     if path is not None:
@@ -136,4 +138,7 @@ def load(
         config = {"steps": names}
     if config is None:
         return Annotator(Pipeline(default_steps(ner_options)))
-    return Annotator(Pipeline.from_config(config, step_defaults={"ner": ner_options}))
+    defaults = {"ner": ner_options}
+    if relation_model is not None:
+        defaults["relations"] = {"model": os.fspath(relation_model)}
+    return Annotator(Pipeline.from_config(config, step_defaults=defaults))

@@ -66,6 +66,7 @@ def annotate(
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Report and skip malformed input documents instead of stopping."),
     steps: Optional[str] = typer.Option(None, "--steps", help="Comma-separated pipeline steps, e.g. ner,abbreviations (default: the default pipeline)."),
     pipeline: Optional[Path] = typer.Option(None, "--pipeline", help="Pipeline config JSON (see biotag.pipeline.config)."),
+    relation_model: Optional[Path] = typer.Option(None, "--relation-model", help="Relation model directory for a relations step (--steps ner,relations)."),
 ) -> None:
     """Tag entities in text, a file or a folder."""
     from biotag import io
@@ -73,7 +74,9 @@ def annotate(
 
     counter = [0]
     try:
-        nlp = load(model, threads=threads, backend=backend, batch_size=batch_size, steps=steps, config=pipeline)
+        nlp = load(
+            model, threads=threads, backend=backend, batch_size=batch_size, steps=steps, config=pipeline, relation_model=relation_model
+        )
         docs = nlp.pipe(_input_documents(text, input_path, input_format, skip_bad, counter))
         if output is None:
             if output_format in ("brat", "text"):

@@ -1,4 +1,4 @@
-"""The steps biotag ships: ``sentences``, ``ner``, ``abbreviations`` and ``linking``.
+"""The steps biotag ships: ``sentences``, ``ner``, ``abbreviations``, ``linking`` and ``relations``.
 
 The default pipeline is ``sentences, ner, linking, abbreviations`` when entity linking
 is installed and its indexes are available, otherwise ``sentences, ner,
@@ -81,6 +81,33 @@ def linking(**options: Any):
     except ImportError as error:
         raise InputError(f"entity linking is not installed ({error})", field="steps.linking") from None
     return Linker(**options).link_documents
+
+
+@register_step("relations")
+def relations(
+    *,
+    model: str | os.PathLike | None = None,
+    backend: str = "auto",
+    threads: int | None = None,
+    window: int = 1,
+    batch_size: int = 64,
+    min_score: float = 0.0,
+):
+    """Relations between the entities found by earlier steps (NER, linking), with a
+    relation model directory (``$BIOTAG_RELATION_MODEL`` when not given); see
+    :mod:`biotag.relations.extractor`. ``window`` is sentences per candidate pair."""
+    from biotag.relations.extractor import RelationExtractor
+    from biotag.relations.onnx import load_relation_model
+
+    model = model or os.environ.get("BIOTAG_RELATION_MODEL")
+    if not model:
+        raise InputError(
+            "the relations step needs a relation model: --relation-model DIR, a step option "
+            '{"name": "relations", "model": DIR} or $BIOTAG_RELATION_MODEL',
+            field="steps.relations.model",
+        )
+    predictor = load_relation_model(model, backend=backend, threads=threads)
+    return RelationExtractor(predictor, window=window, batch_size=batch_size, min_score=min_score).extract
 
 
 def default_steps(ner_options: dict[str, Any] | None = None) -> list[Step]:
