@@ -11,6 +11,7 @@ import importlib
 MODULES = [
     "biotag.commands.export",
     "biotag.commands.relations",
+    "biotag.commands.linking",
 ]
 
 

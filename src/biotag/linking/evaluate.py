@@ -29,6 +29,7 @@ import re
 import tempfile
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -172,6 +173,27 @@ def training_synonyms(benchmark: Benchmark, split: str, linker: Linker) -> list[
         mentions, _ = load_benchmark(benchmark, other, linker)
         concepts.extend(Concept(next(iter(m.ids)), m.text, types=(m.type,)) for m in mentions if len(m.ids) == 1)
     return concepts
+
+
+@contextmanager
+def with_training_synonyms(linker: Linker, bench: Benchmark, split: str, *, enabled: bool = True) -> Iterator[Linker]:
+    """``linker`` with one more index, of :func:`training_synonyms`, while the block
+    runs (nothing changes unless ``enabled``)."""
+    if not enabled:
+        yield linker
+        return
+    with tempfile.TemporaryDirectory(prefix="biotag-train-synonyms-") as extra_dir:
+        concepts = training_synonyms(bench, split, linker)
+        # ahead of the dictionaries (priority -1): a name the corpus annotates one
+        # way means that concept in this corpus, as in BioSyn's merged dictionary
+        build_index("train-synonyms", concepts, extra_dir, priority=-1, description=f"{bench.name} gold mentions before {split}")
+        before = linker.indexes
+        linker.indexes = sorted([*before, *Linker(extra_dir).indexes], key=lambda i: (i.info.priority, i.name))
+        try:
+            yield linker
+        finally:
+            linker.indexes = before
+            linker.clear_cache()
 
 
 def _corpus_splits(corpus: str) -> tuple[str, ...]:
@@ -367,13 +389,7 @@ def evaluate_linking(
     bench = benchmark if isinstance(benchmark, Benchmark) else get_benchmark(benchmark)
     names = list(ontologies) if ontologies else list(bench.ontologies)
     linker = Linker(index_dir, names, **linker_options)
-    with tempfile.TemporaryDirectory(prefix="biotag-train-synonyms-") as extra_dir:
-        if train_synonyms:
-            concepts = training_synonyms(bench, split, linker)
-            # ahead of the dictionaries (priority -1): a name the corpus annotates one
-            # way means that concept in this corpus, as in BioSyn's merged dictionary
-            build_index("train-synonyms", concepts, extra_dir, priority=-1, description=f"{bench.name} gold mentions before {split}")
-            linker.indexes = sorted([*linker.indexes, *Linker(extra_dir).indexes], key=lambda i: (i.info.priority, i.name))
+    with with_training_synonyms(linker, bench, split, enabled=train_synonyms):
         mentions, docs = load_benchmark(bench, split, linker)
         report = LinkingReport(bench.name, split, names, train_synonyms=train_synonyms, reference=dict(bench.reference))
         score(linker, mentions, docs, report, max_misses=max_misses)

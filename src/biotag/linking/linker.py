@@ -98,7 +98,7 @@ class Linker:
         ontologies: Iterable[str] | None = None,
         *,
         threshold: float = DEFAULT_THRESHOLD,
-        reranker: Reranker | None = None,
+        reranker: Reranker | str | Path | None = None,
         composites: bool = True,
         abbreviations: bool = True,
         overwrite: bool = False,
@@ -108,6 +108,12 @@ class Linker:
         if ontologies is None:
             self.indexes = [index for index in self.indexes if is_default(index.name)] or self.indexes
         self.threshold = threshold
+        # a directory is a trained bi-encoder (biotag.linking.rerank), loaded with torch
+        # only when asked for
+        if isinstance(reranker, (str, Path)):
+            from biotag.linking.rerank import load_reranker
+
+            reranker = load_reranker(reranker)
         self.reranker = reranker
         self.composites = composites
         self.abbreviations = abbreviations
