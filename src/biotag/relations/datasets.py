@@ -113,9 +113,9 @@ BIORED = RelationTask(
     "biored",
     BIORED_LABELS,
     "None",
-    (
+    (  # the type pairs BioRED train relates (either order: the task is symmetric)
         ("chemical", "chemical"), ("chemical", "disease"), ("chemical", "gene"), ("chemical", "variant"),
-        ("disease", "gene"), ("disease", "variant"), ("gene", "gene"), ("chemical", "variant"),
+        ("disease", "gene"), ("disease", "variant"), ("gene", "gene"), ("gene", "variant"), ("variant", "variant"),
     ),
     symmetric=True,
     description="BioRED concept-level relations, mention pairs within a sentence window",
