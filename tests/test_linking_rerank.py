@@ -83,6 +83,9 @@ def test_weight_zero_keeps_the_string_order_and_exact_matches_skip_the_reranker(
     calls = encoder.calls
     assert linker.candidates("nephropathy", "disease", 1)[0].stage == "exact"
     assert encoder.calls == calls
+    # a re-ranker trained for other types leaves the order alone
+    other = Linker(toy_index, reranker=EmbeddingReranker(WordVectors(), weight=0.7, info={"types": ["chemical"]}))
+    assert other.candidates("kidney failure", "disease", 5)[0].id == "MESH:D006333"
     with pytest.raises(InputError):
         EmbeddingReranker(encoder, weight=1.5)
 

@@ -266,12 +266,26 @@ def evaluate_linking(
     ontology: Optional[List[str]] = typer.Option(None, "--ontology", help="Index to link with (repeatable; default: the benchmark's)."),
     train_synonyms: bool = typer.Option(False, "--train-synonyms", help="Add the earlier splits' gold mentions as synonyms (BioSyn/SapBERT protocol)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report (with misses) as JSON here."),
+    reranker: Optional[Path] = typer.Option(None, "--reranker", help="Re-ranker directory (biotag train-reranker)."),
+    reranker_weight: Optional[float] = typer.Option(None, "--reranker-weight", min=0.0, max=1.0, help="Share of the embedding score (default: the re-ranker's tuned weight)."),
+    end_to_end: bool = typer.Option(False, "--end-to-end", help="Run NER + linking on the raw documents and report P/R/F1 of (span, ID) and (document, ID) pairs."),
+    model: Optional[Path] = typer.Option(None, "--model", help="NER model for --end-to-end (default: the bundled one)."),
 ) -> None:
-    """Linking accuracy@1/@5 and speed on gold mentions."""
+    """Linking accuracy@1/@5 and speed on gold mentions (or end to end, with NER)."""
     from biotag.linking.evaluate import evaluate_linking as run_evaluation
 
+    options = {}
     try:
-        report = run_evaluation(corpus, split, index_dir=indexes, ontologies=ontology, train_synonyms=train_synonyms)
+        if reranker is not None:
+            from biotag.linking.rerank import load_reranker
+
+            options["reranker"] = load_reranker(reranker, weight=reranker_weight)
+        if end_to_end:
+            from biotag.linking.end_to_end import evaluate_end_to_end
+
+            report = evaluate_end_to_end(corpus, split, index_dir=indexes, ontologies=ontology, model=model, train_synonyms=train_synonyms, **options)
+        else:
+            report = run_evaluation(corpus, split, index_dir=indexes, ontologies=ontology, train_synonyms=train_synonyms, **options)
     except BiotagError as error:
         _fail(error)
     typer.echo(report.format_table())

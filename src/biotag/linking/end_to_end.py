@@ -190,7 +190,7 @@ def evaluate_end_to_end(
     gold = _documents(bench.corpus, split)
     reranker = linker_options.get("reranker")
     report = EndToEndReport(
-        bench.name, split, names, str(model or "bundled default"), None if reranker is None else str(reranker) if isinstance(reranker, (str, Path)) else type(reranker).__name__,
+        bench.name, split, names, str(model or "bundled default"), None if reranker is None else str(getattr(reranker, "path", None) or reranker),
         train_synonyms, documents=len(gold), reference=dict(REFERENCE.get(bench.name, {})),
     )
     with with_training_synonyms(linker, bench, split, enabled=train_synonyms):

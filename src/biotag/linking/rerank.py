@@ -13,7 +13,8 @@ preferred name, whichever is closer) is combined with the string score::
 
     score = (1 - weight) * string score + weight * max(cosine, 0)
 
-``weight`` is tuned on the devel splits and stored with the model. Embeddings of names
+``weight`` is tuned on the devel splits and stored with the model, with the entity types
+it was trained for (mentions of other types keep the string matcher's order). Embeddings of names
 are cached (candidate names repeat across mentions), so a re-ranked mention usually
 costs one forward pass of the mention alone.
 
@@ -129,6 +130,9 @@ class EmbeddingReranker:
         self.encoder = encoder
         self.weight = weight
         self.info = info or {}
+        # the entity types it was trained for (empty: all); others keep the string order
+        self.types = frozenset(self.info.get("types") or ())
+        self.path: str | None = None  # the directory it was loaded from
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()  # the linker may be shared by a service's threads
@@ -141,7 +145,9 @@ class EmbeddingReranker:
 
             torch.set_num_threads(threads)
         encoder = BiEncoder.from_pretrained(directory, max_length=int(config.get("max_length", DEFAULT_MAX_LENGTH)))
-        return cls(encoder, config.get("weight", DEFAULT_WEIGHT) if weight is None else weight, info=config)
+        reranker = cls(encoder, config.get("weight", DEFAULT_WEIGHT) if weight is None else weight, info=config)
+        reranker.path = str(directory)
+        return reranker
 
     def vectors(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of normalised texts, from the cache or encoded now."""
@@ -165,8 +171,8 @@ class EmbeddingReranker:
         return np.maximum(sims[: len(candidates)], sims[len(candidates) :])
 
     def rerank(self, mention: str, entity_type: str, candidates: list[Candidate]) -> list[Candidate]:
-        if not candidates:
-            return []
+        if not candidates or (self.types and entity_type not in self.types):
+            return candidates
         sims = np.clip(self.similarities(mention, candidates), 0.0, 1.0)
         # new objects: the linker's candidate lists are shared with its cache
         scored = [

@@ -52,6 +52,7 @@ class RerankTrainConfig:
     index_dir: str | None = None
     ontologies: tuple[str, ...] = ("medic", "mesh")
     benchmarks: tuple[str, ...] = DEFAULT_BENCHMARKS  # their train-split mentions
+    types: tuple[str, ...] = ()  # entity types it re-ranks (default: the ontologies')
     mention_copies: int = 2  # examples per distinct training mention
     pairs_per_concept: int = 2  # dictionary examples per concept
     max_concepts: int = 30_000  # per ontology (a sample of the larger ones)
@@ -231,6 +232,7 @@ def train_reranker(out: str | Path, config: RerankTrainConfig, *, examples: list
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, config.threads))
     checkpoint = existing_dir(out / "checkpoint")
+    mined = examples is None
     if examples is None:
         if (out / EXAMPLES_FILE).is_file():
             examples = load_examples(out / EXAMPLES_FILE)
@@ -280,8 +282,15 @@ def train_reranker(out: str | Path, config: RerankTrainConfig, *, examples: list
                 encoder.tokenizer.save_pretrained(tmp)
                 state = {"optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(), "rng": rng_states(), "step": step, "losses": losses}
                 torch.save(state, tmp / STATE_FILE)
+    if config.types:
+        types = sorted(config.types)
+    elif mined:
+        types = sorted({t for index in open_indexes(config.index_dir, config.ontologies) for t in index.info.types})
+    else:
+        types = []  # examples given by the caller: no telling which types they cover
     info = {
         "weight": _current_weight(out),
+        "types": types,
         "base": str(config.encoder),
         "training": {**config.to_dict(), "examples": len(examples), "final_loss": round(float(np.mean(losses[-config.log_every :])), 4)},
     }
