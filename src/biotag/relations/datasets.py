@@ -127,9 +127,13 @@ def get_task(name: str) -> RelationTask | None:
     return TASKS.get(name.strip().lower())
 
 
-def read_examples(dataset: str | Path, split: str, *, window: int = 1) -> tuple[RelationTask, list[RelationExample]]:
+def read_examples(
+    dataset: str | Path, split: str, *, window: int = 1, task: RelationTask | None = None
+) -> tuple[RelationTask, list[RelationExample]]:
     """The task and the examples of a dataset split (``window``: sentences per candidate
-    region for document datasets)."""
+    region for document datasets, whose candidates and labels follow ``task`` when given --
+    a model's task, so that devel and test are read as its training split was)."""
+    given = task
     if split not in SPLIT_FILES:
         raise InputError(f"unknown split {split!r}; expected one of {', '.join(SPLIT_FILES)}", field="split")
     task = get_task(str(dataset)) if isinstance(dataset, str) else None
@@ -141,9 +145,10 @@ def read_examples(dataset: str | Path, split: str, *, window: int = 1) -> tuple[
 
     if task is BIORED:
         docs = list(read_corpus("biored", split, unify_types=True))
-        return task, document_examples(docs, task, window=window)
-    docs = list(read_corpus(dataset, split))
-    task = task_from_documents(str(Path(dataset).name), docs)
+    else:
+        docs = list(read_corpus(dataset, split))
+        task = task_from_documents(str(Path(dataset).name), docs)
+    task = given or task
     return task, document_examples(docs, task, window=window)
 
 

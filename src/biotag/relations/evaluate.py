@@ -16,18 +16,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from biotag.relations.datasets import gold_relation_index, read_examples, task_from_documents, get_task
+from biotag.errors import InputError
+from biotag.relations.candidates import candidate_pairs
+from biotag.relations.datasets import get_task, gold_relation_index, read_examples
 from biotag.relations.extractor import RelationExtractor, concept_relations
 from biotag.relations.metrics import score_pairs
 from biotag.relations.training import _subset, evaluate_model
 
 
 def evaluate_pairs(model, dataset: str, split: str = "test", *, window: int = 1, limit: int | None = None, batch_size: int = 64) -> dict[str, Any]:
-    task, examples = read_examples(dataset, split, window=window)
+    task, examples = read_examples(dataset, split, window=window, task=model.task)
     examples = _subset(examples, limit, 0)
     if set(task.all_labels) != set(model.task.all_labels):
-        from biotag.errors import InputError
-
         raise InputError(
             f"the model predicts {list(model.task.all_labels)} but {dataset} has {list(task.all_labels)}", field="dataset"
         )
@@ -69,8 +69,6 @@ def evaluate_documents(model, dataset: str, split: str = "devel", *, window: int
         gold_pairs |= p
         gold_typed |= t
     reachable = set()
-    from biotag.relations.candidates import candidate_pairs
-
     for doc in docs:
         for c in candidate_pairs(doc, task, window=window):
             for key in _candidate_keys(c, concept_level, symmetric):
@@ -116,5 +114,3 @@ def _candidate_keys(candidate, concept_level: bool, symmetric: bool):
         for b in tails:
             yield tuple(sorted((a, b))) if symmetric else (a, b)
 
-
-__all__ = ["evaluate_pairs", "evaluate_documents", "task_from_documents"]

@@ -186,7 +186,7 @@ class RelationTrainer:
         self.out = Path(c.output_dir)
         seed_everything(c.seed)
         task, train = read_examples(c.dataset, "train", window=c.window)
-        _, devel = read_examples(c.dataset, "devel", window=c.window)
+        _, devel = read_examples(c.dataset, "devel", window=c.window, task=task)
         self.task = task
         self.train_examples = _subset(train, c.train_limit, c.seed)
         self.devel = _subset(devel, c.devel_limit, c.seed + 1)
