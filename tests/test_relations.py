@@ -320,3 +320,41 @@ def test_train_and_evaluate_relations_commands(tmp_path, toy_trained):
     assert "errors" not in json.loads(result.output.strip().splitlines()[-1])
     bad = runner.invoke(app, ["train-relations", "-d", str(corpus), "-o", str(tmp_path / "bad"), "--style", "boxes"])
     assert bad.exit_code == 2 and "style" in bad.output
+
+
+
+def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+    import torch
+    from safetensors.torch import load_file
+
+    from biotag.relations.training import RelationTrainConfig, RelationTrainer, train_relations
+
+    corpus = _toy_relation_corpus(tmp_path / "toy")
+    encoder = make_tiny_encoder(tmp_path / "encoder")
+    base = dict(dataset=str(corpus), encoder=str(encoder), epochs=2, lr=3e-3, batch_size=8, max_length=32,
+                threads=1, checkpoint_every=4, negative_fraction=0.6)
+    whole = train_relations(RelationTrainConfig(output_dir=str(tmp_path / "a"), **base))
+    config = RelationTrainConfig(output_dir=str(tmp_path / "b"), **base)
+    original = RelationTrainer._step
+
+    def crash(self, indices):
+        if self.state.step == 18:  # in the second epoch, after a checkpoint
+            raise KeyboardInterrupt
+        original(self, indices)
+
+    monkeypatch.setattr(RelationTrainer, "_step", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train_relations(config)
+    assert (tmp_path / "b" / "checkpoint").is_dir()
+    with pytest.raises(InputError, match="differs"):
+        train_relations(RelationTrainConfig(output_dir=str(tmp_path / "b"), **{**base, "lr": 1e-2}), resume=True)
+    monkeypatch.setattr(RelationTrainer, "_step", original)
+    resumed = train_relations(config, resume=True)
+    wa, wb = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+    def evals(run):
+        lines = [json.loads(x) for x in (tmp_path / run / "log.jsonl").read_text().splitlines()]
+        return [(r["step"], r["loss"], r["devel"]) for r in lines if r["event"] == "eval"]
+
+    assert evals("a") == evals("b") and len(evals("a")) == 2
