@@ -115,6 +115,9 @@ class Linker:
 
             reranker = load_reranker(reranker)
         self.reranker = reranker
+        if hasattr(reranker, "concept_names"):
+            # a re-ranker comparing the mention with every name of a candidate asks here
+            reranker.concept_names = self.concept_names
         self.composites = composites
         self.abbreviations = abbreviations
         self.overwrite = overwrite
@@ -212,6 +215,12 @@ class Linker:
         texts = index.texts(rows.tolist())
         for row, score in zip(rows.tolist(), scores.tolist()):
             self._add(found, index, index.concepts_of(row, mask)[:k], "ngram", score, priority, texts.get(row, ""), frozenset())
+
+    def concept_names(self, candidate: Candidate) -> list[str]:
+        """Every name of a candidate's concept in its index (empty when the index is
+        not one of this linker's)."""
+        index = next((i for i in self.indexes if i.name == candidate.ontology), None)
+        return index.synonyms(candidate.id) if index is not None else []
 
     def link(self, mention: str, entity_type: str, k: int = 5) -> list[Link]:
         """Up to ``k`` links for ``mention`` read as one name, best first; empty (NIL)

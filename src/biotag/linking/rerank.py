@@ -30,7 +30,7 @@ import json
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -43,6 +43,7 @@ CONFIG_FILE = "reranker.json"
 KIND = "biotag-linking-reranker"
 DEFAULT_WEIGHT = 0.5
 DEFAULT_MAX_LENGTH = 32
+MAX_NAMES = 24  # synonyms of one candidate compared at most (some concepts have hundreds)
 
 
 class BiEncoder:
@@ -133,6 +134,8 @@ class EmbeddingReranker:
         # the entity types it was trained for (empty: all); others keep the string order
         self.types = frozenset(self.info.get("types") or ())
         self.path: str | None = None  # the directory it was loaded from
+        self.all_names = bool(self.info.get("all_names", True))
+        self.concept_names: Callable[[Candidate], list[str]] | None = None  # set by the Linker
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()  # the linker may be shared by a service's threads
@@ -160,15 +163,23 @@ class EmbeddingReranker:
                     self._cache.popitem(last=False)
             return np.stack([self._cache[t] for t in texts])
 
+    def names(self, candidate: Candidate) -> list[str]:
+        """The normalised names a candidate is compared by: the one matched, the
+        preferred one and, when the linker provides them (:attr:`concept_names`), its
+        other synonyms, as SapBERT compares a mention with every dictionary name."""
+        names = [candidate.matched, candidate.name]
+        if self.concept_names is not None and self.all_names:
+            names += self.concept_names(candidate)[:MAX_NAMES]
+        return list(dict.fromkeys(n for n in (normalize(x) for x in names) if n))
+
     def similarities(self, mention: str, candidates: Sequence[Candidate]) -> np.ndarray:
-        """Cosine of the mention to each candidate (the closer of its matched name and
-        its preferred name)."""
+        """Cosine of the mention to each candidate: to the closest of its names."""
         query = normalize(mention) or mention.lower()
-        names = [normalize(c.name) or c.name.lower() for c in candidates]
-        matched = [c.matched or n for c, n in zip(candidates, names)]
-        vectors = self.vectors([query, *matched, *names])
+        names = [self.names(c) or [c.name.lower()] for c in candidates]
+        vectors = self.vectors([query, *(n for found in names for n in found)])
         sims = vectors[1:] @ vectors[0]
-        return np.maximum(sims[: len(candidates)], sims[len(candidates) :])
+        bounds = np.cumsum([0, *(len(found) for found in names)])
+        return np.array([sims[a:b].max() for a, b in zip(bounds[:-1], bounds[1:])], np.float32)
 
     def rerank(self, mention: str, entity_type: str, candidates: list[Candidate]) -> list[Candidate]:
         if not candidates or (self.types and entity_type not in self.types):
