@@ -12,6 +12,7 @@ MODULES = [
     "biotag.commands.export",
     "biotag.commands.relations",
     "biotag.commands.linking",
+    "biotag.commands.batch",
 ]
 
 
