@@ -130,10 +130,18 @@ class _Worker:
 
 
 @dataclass
+class _Batch:
+    items: list[Item]
+    # run with nothing else queued on its worker, so that a crash is pinned on it for sure
+    # (the reply of a batch that finished just before a SIGKILL can die with the process)
+    exclusive: bool = False
+
+
+@dataclass
 class _Task:
     ref: Any
     worker: _Worker
-    batch: list[Item]
+    batch: _Batch
 
 
 class BatchJob:
@@ -153,7 +161,7 @@ class BatchJob:
         self.outdir = Path(options.outdir)
         self.sources = expand_inputs(options.inputs, options.input_format)
         self.summary = BatchSummary()
-        self.retry: deque[list[Item]] = deque()
+        self.retry: deque[_Batch] = deque()
         self.crashes: dict[tuple[str, int], int] = {}
         self.pending: dict[Any, _Task] = {}
         self.workers: list[_Worker] = []
@@ -253,9 +261,7 @@ class BatchJob:
                     continue
                 yield item
 
-    def _next_batch(self) -> list[Item] | None:
-        if self.retry:
-            return self.retry.popleft()
+    def _read_batch(self) -> _Batch | None:
         batch: list[Item] = []
         while len(batch) < self.o.batch_size:
             item = next(self.stream, None)
@@ -266,7 +272,7 @@ class BatchJob:
                 self._fail(item, "bad-input", str(item.error))
             else:
                 batch.append(item)
-        return batch or None
+        return _Batch(batch) if batch else None
 
     # -- workers ------------------------------------------------------------------------
     def _start_worker(self) -> _Worker:
@@ -321,10 +327,17 @@ class BatchJob:
     def _submit(self) -> None:
         for worker in list(self.workers):
             while worker.ready and not worker.retiring and len(worker.in_flight) < self.o.in_flight:
-                batch = self._next_batch()
-                if batch is None:
-                    return
-                ref = worker.handle.process.remote([item.document for item in batch])
+                if any(task.batch.exclusive for task in worker.in_flight):
+                    break
+                if self.retry:
+                    if self.retry[0].exclusive and worker.in_flight:
+                        break
+                    batch = self.retry.popleft()
+                else:
+                    batch = self._read_batch()
+                    if batch is None:
+                        return
+                ref = worker.handle.process.remote([item.document for item in batch.items])
                 task = _Task(ref, worker, batch)
                 worker.in_flight.append(task)
                 self.pending[ref] = task
@@ -342,16 +355,19 @@ class BatchJob:
                 return
             # a Python error outside the pipeline's per-document capture: narrow it down
             self._forget(task)
-            self._split_or_fail(task.batch, "batch-error", _first_line(error))
+            self._split_or_fail(task.batch.items, "batch-error", _first_line(error))
             return
         self._accept(task, value)
-        self.summary.max_worker_rss_mb = max(self.summary.max_worker_rss_mb, value["rss_mb"] + value["growth_mb"])
+        self.summary.max_worker_rss_mb = max(self.summary.max_worker_rss_mb, value["peak_mb"])
         worker.max_growth = max(worker.max_growth, value["growth_mb"])
         limit = self.o.max_worker_rss_mb
-        if limit and not worker.retiring and value["rss_mb"] + worker.max_growth >= limit:
+        # the batches already queued on this worker will run too: stop feeding it once
+        # they and one more could take it to the limit, and replace it when they are done
+        coming = worker.max_growth * (len(worker.in_flight) + 1)
+        if limit and not worker.retiring and value["rss_mb"] + coming >= limit:
             log.info(
-                "recycling worker %s: RSS %.0f MiB + a batch's rise %.0f MiB reaches the limit %.0f MiB",
-                worker.pid, value["rss_mb"], worker.max_growth, limit,
+                "recycling worker %s: RSS %.0f MiB + %d batch(es) rising up to %.0f MiB each reaches the limit %.0f MiB",
+                worker.pid, value["rss_mb"], len(worker.in_flight) + 1, worker.max_growth, limit,
             )
             worker.retiring = True
         if worker.retiring and not worker.in_flight:
@@ -360,7 +376,7 @@ class BatchJob:
 
     def _accept(self, task: _Task, value: dict[str, Any]) -> None:
         self._forget(task)
-        for item, (json_text, errors) in zip(task.batch, value["results"], strict=True):
+        for item, (json_text, errors) in zip(task.batch.items, value["results"], strict=True):
             self.crashes.pop((item.source.path, item.position), None)
             if errors:
                 message = "; ".join(f"{e.get('step')}: {e.get('type')}: {e.get('message')}" for e in errors)
@@ -378,21 +394,21 @@ class BatchJob:
         self.summary.crashes += 1
         message = _first_line(error)
         log.warning("worker %s died: %s", worker.pid, message)
-        culprit_found = False
+        unfinished = []
         for task in list(worker.in_flight):
-            if culprit_found:  # never started: retried as it is, nothing held against its documents
-                self._forget(task)
-                self.retry.appendleft(task.batch)
-                self.summary.retried_batches += 1
-                continue
             try:  # a batch that finished before the crash keeps its results
                 value = ray.get(task.ref, timeout=30)
-            except Exception:  # noqa: BLE001 - this is the batch that was running
-                culprit_found = True
+            except Exception:  # noqa: BLE001 - lost with the process
                 self._forget(task)
-                self._on_crashed_batch(task.batch, message)
+                unfinished.append(task.batch)
                 continue
             self._accept(task, value)
+        if len(unfinished) == 1:
+            self._on_crashed_batch(unfinished[0].items, message)
+        else:  # no telling which one was running: each runs alone next, nothing held against them
+            for batch in reversed(unfinished):
+                self.retry.appendleft(_Batch(batch.items, exclusive=True))
+                self.summary.retried_batches += 1
         self._replace(worker)
 
     def _on_crashed_batch(self, batch: list[Item], message: str) -> None:
@@ -406,9 +422,9 @@ class BatchJob:
                 self.crashes.pop((item.source.path, item.position))
                 self._fail(item, "worker-crash", f"the worker process died {crashes} times on this document (last: {message})", crashes=crashes)
                 return
-        self._split_or_fail(batch, None, message)
+        self._split_or_fail(batch, None, message, exclusive=True)
 
-    def _split_or_fail(self, batch: list[Item], kind: str | None, message: str) -> None:
+    def _split_or_fail(self, batch: list[Item], kind: str | None, message: str, *, exclusive: bool = False) -> None:
         """Retry a batch in two halves (the first one first); a lone document is retried
         once more after a crash (``kind`` None), or fails with ``kind``."""
         if len(batch) == 1 and kind is not None:
@@ -417,7 +433,7 @@ class BatchJob:
         half = (len(batch) + 1) // 2
         for part in (batch[half:], batch[:half]):
             if part:
-                self.retry.appendleft(part)
+                self.retry.appendleft(_Batch(part, exclusive))
                 self.summary.retried_batches += 1
 
     # -- the run ----------------------------------------------------------------------
@@ -429,7 +445,7 @@ class BatchJob:
         self.stream = self._items()
         self.exhausted = False
         self.progress = None
-        first = self._next_batch()
+        first = self._read_batch()
         if first is None:  # nothing left to do (a finished job run again): no need for Ray
             self._commit()
             self.failures.close()

@@ -88,13 +88,14 @@ class PipelineWorker:
     def process(self, docs: list[Document]) -> dict[str, Any]:
         """Run the pipeline over ``docs``. Per document: ``[json, []]`` when it went
         through, ``[None, errors]`` when a step failed on it (the pipeline caught the
-        error, see :mod:`biotag.pipeline.step`). Also the RSS after the batch and the
-        largest rise within it (MiB), for the driver's recycling decision."""
+        error, see :mod:`biotag.pipeline.step`). Also the RSS after the batch, its peak
+        and the rise within it (MiB; sampled by the watchdog when a limit is set), for
+        the driver's recycling decision."""
         start = self._rss()
         self._peak = start
         before = [len(doc.errors) for doc in docs]  # errors an input document already carried are not ours
         out = self.nlp(docs)
         results = [[None, doc.errors[n:]] if len(doc.errors) > n else [doc.to_json(), []] for doc, n in zip(out, before, strict=True)]
         end = self._rss()
-        growth = max(self._peak, end) - start
-        return {"results": results, "rss_mb": end / MIB, "growth_mb": growth / MIB}
+        peak = max(self._peak, end)
+        return {"results": results, "rss_mb": end / MIB, "peak_mb": peak / MIB, "growth_mb": (peak - start) / MIB}
