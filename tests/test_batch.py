@@ -89,7 +89,7 @@ def hog_on(*, marker: str, mb: int):
 def ray_session():
     path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH", "")) if p)
     ray.init(
-        num_cpus=2, include_dashboard=False, logging_level="ERROR", object_store_memory=128 * 2**20,
+        address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", object_store_memory=128 * 2**20,
         runtime_env={"env_vars": {"PYTHONPATH": path}},
     )
     yield

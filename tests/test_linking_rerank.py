@@ -189,3 +189,14 @@ def test_bad_reranker_directories_are_clear_errors(tmp_path, content, error):
     with pytest.raises(error) as caught:
         read_config(tmp_path)
     assert str(tmp_path) in str(caught.value)
+
+
+def test_candidates_are_compared_by_all_their_names_when_the_linker_provides_them(tmp_path):
+    build_index("toy", CONCEPTS, tmp_path)
+    reranker = EmbeddingReranker(WordVectors())
+    linker = Linker(tmp_path, reranker=reranker)
+    candidate = linker.candidates("renal failure", "disease", 1)[0]
+    assert candidate.id == "MESH:D051437"
+    assert set(reranker.names(candidate)) == {candidate.matched, "renal insufficiency", "kidney insufficiency", "kidney failure"}
+    reranker.all_names = False
+    assert set(reranker.names(candidate)) == {candidate.matched, "renal insufficiency"}

@@ -91,6 +91,7 @@ class BatchSummary:
     total_documents: int = 0  # in the output, over every run
     total_failures: int = 0
     removed_uncommitted: list[str] = field(default_factory=list)
+    nodes: list[str] = field(default_factory=list)  # Ray node ids the workers ran on
 
     @property
     def docs_per_second(self) -> float:
@@ -322,6 +323,8 @@ class BatchJob:
             )
         self.startup_failures = 0
         worker.ready, worker.pid = True, info["pid"]
+        if info["node"] not in self.summary.nodes:
+            self.summary.nodes.append(info["node"])
         self.summary.max_worker_rss_mb = max(self.summary.max_worker_rss_mb, info["rss_mb"])
 
     def _submit(self) -> None:
@@ -511,6 +514,7 @@ def _connect(options: BatchOptions) -> bool:
         ray.init(address=options.address, logging_level=logging.WARNING)
     else:
         ray.init(
+            address="local",  # never attach to a stray cluster recorded in /tmp/ray
             num_cpus=options.workers * options.threads,
             include_dashboard=False,
             logging_level=logging.WARNING,

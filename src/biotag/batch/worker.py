@@ -83,7 +83,10 @@ class PipelineWorker:
     def ready(self) -> dict[str, Any]:
         import ray
 
-        return {"pid": os.getpid(), "node": ray.util.get_node_ip_address(), "rss_mb": self._rss() / MIB, "error": self.error}
+        return {
+            "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(), "ip": ray.util.get_node_ip_address(),
+            "rss_mb": self._rss() / MIB, "error": self.error,
+        }
 
     def process(self, docs: list[Document]) -> dict[str, Any]:
         """Run the pipeline over ``docs``. Per document: ``[json, []]`` when it went

@@ -52,6 +52,8 @@ def register(app: typer.Typer) -> None:
             parts.append(f"{summary.skipped} already done")
         if summary.crashes or summary.recycled:
             parts.append(f"{summary.crashes} worker crashes, {summary.recycled} recycled")
+        if len(summary.nodes) > 1:
+            parts.append(f"workers on {len(summary.nodes)} nodes")
         typer.secho(
             f"{', '.join(parts)} in {summary.seconds:.1f} s ({summary.docs_per_second:.1f} docs/s); "
             f"{output}: {summary.total_documents} documents, {summary.total_failures} failures",
