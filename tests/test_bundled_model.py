@@ -1,0 +1,68 @@
+"""The bundled default model: small enough to ship, all types in one pass, nested entities.
+
+These run the real int8 ONNX model inside the package (no download), so they check what a
+user gets from ``pip install`` + ``biotag annotate``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import biotag
+from biotag import io
+from biotag.api import default_model_path
+
+NCBI_TEST = "pubtator/ncbi-disease/NCBItestset_corpus.txt"
+
+
+@pytest.fixture(scope="module")
+def annotator():
+    return biotag.load(steps="sentences,ner")
+
+
+def test_bundled_model_fits_the_size_budget_and_has_a_card():
+    files = [p for p in default_model_path().rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) <= 30 * 2**20
+    assert any(p.suffix == ".onnx" for p in files)
+    card = (default_model_path() / "README.md").read_text(encoding="utf-8")
+    assert "NCBI" in card and "F1" in card
+    schema = json.loads((default_model_path() / "biotag.json").read_text(encoding="utf-8"))
+    assert {"gene", "disease", "chemical", "species", "cell_line", "cell_type"} <= set(schema["schema"]["types"])
+
+
+def test_all_types_in_one_pass(annotator):
+    doc = annotator("BRCA1 mutations in HeLa cells and CD4+ T cells from mice were reversed by tamoxifen "
+                    "in breast cancer patients.")
+    found = {(e.type, e.text) for e in doc.entities}
+    for expected in [("cell_line", "HeLa cells"), ("species", "mice"), ("chemical", "tamoxifen"),
+                     ("disease", "breast cancer")]:
+        assert expected in found, found
+    assert any(t == "gene" and s.startswith("BRCA1") for t, s in found), found
+
+
+def _assert_gene_nested_in_disease(doc, start: int, end: int) -> None:
+    disease = [e for e in doc.entities if e.type == "disease" and (e.spans[0].start, e.spans[-1].end) == (start, end)]
+    genes = [e for e in doc.entities if e.type == "gene" and start <= e.spans[0].start and e.spans[-1].end <= end]
+    assert disease, f"no disease entity at {start}-{end}: {[(e.type, e.text) for e in doc.entities]}"
+    assert genes, f"no gene inside {doc.text[start:end]!r}: {[(e.type, e.text) for e in doc.entities]}"
+
+
+def test_gene_nested_inside_a_disease_mention(annotator):
+    text = ("Our data indicate that the PAH-mutation genotype is the main determinant of metabolic "
+            "phenotype in most patients with PAH deficiency.")
+    start = text.index("PAH deficiency")
+    _assert_gene_nested_in_disease(annotator(text), start, start + len("PAH deficiency"))
+
+
+def test_nested_gene_and_disease_on_the_ncbi_disease_test_corpus(annotator, shared_data):
+    path = shared_data / NCBI_TEST
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    doc = next(d for d in io.read(path, format="pubtator") if d.id == "9634518")
+    gold = [e for e in doc.entities if e.text == "PAH deficiency"]
+    assert len(gold) == 2  # the corpus case: a gene symbol inside a SpecificDisease mention
+    predicted = annotator(doc.text)
+    for entity in gold:
+        _assert_gene_nested_in_disease(predicted, entity.spans[0].start, entity.spans[-1].end)
