@@ -13,6 +13,7 @@ MODULES = [
     "biotag.commands.relations",
     "biotag.commands.linking",
     "biotag.commands.batch",
+    "biotag.commands.pretrain",
 ]
 
 
