@@ -266,8 +266,8 @@ def test_memory_watchdog_recycles_workers_before_the_limit(tmp_path):
     pipeline = config(tmp_path, {"name": "test-leak", "mb_per_batch": 40})
     out = tmp_path / "out"
     limit = 450.0
-    summary = run_batch(options([source], out, pipeline=pipeline, batch_size=2, max_worker_rss_mb=limit))
-    # 12 batches leak 480 MiB in all: without recycling some worker would pass the limit
+    summary = run_batch(options([source], out, pipeline=pipeline, batch_size=2, workers=1, max_worker_rss_mb=limit))
+    # one worker gets all 12 batches, 480 MiB of leaks: without recycling it would pass the limit
     assert summary.recycled >= 1 and summary.crashes == 0
     assert summary.max_worker_rss_mb < limit
     ids, failures = assert_exactly_once(expected, out)
