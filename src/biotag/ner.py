@@ -74,8 +74,10 @@ class NerTagger:
                     units.append((doc, words))
         word_lists = [[doc.text[a:b] for a, b in words] for doc, words in units]
         scores = self.predictor.predict_words(word_lists, batch_size=self.batch_size) if word_lists else []
+        # a predictor's own decode knows its decoder (a CRF's transitions); plain ones use the schema's
+        decode = getattr(self.predictor, "decode", None) or self.schema.decode
         for (doc, words), sent_scores in zip(units, scores):
-            for span, conf in self.schema.decode(sent_scores, constrained=self.constrained):
+            for span, conf in decode(sent_scores, constrained=self.constrained):
                 if conf < self.min_score:
                     continue
                 start, end = words[span.start][0], words[span.end - 1][1]

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 BIOTAG_FILE = "biotag.json"
 FORMAT_VERSION = 1
+# weights of the optional feature fusion and CRF layers (biotag's own, beside the HF files)
+HEADS_FILE = "biotag_heads.safetensors"
 
 
 class TokenClassifier(torch.nn.Module):
@@ -51,8 +53,19 @@ class TokenClassifier(torch.nn.Module):
         stride: int | None = None,
         encoder_name: str = "",
         card: dict[str, Any] | None = None,
+        features=None,
+        decoder: str = "viterbi",
+        feature_dropout: float = 0.0,
     ) -> None:
+        """``features`` (a :class:`biotag.features.FeatureExtractor`) adds dictionary
+        and/or shape features through a :class:`~biotag.features.fusion.FeatureFusion`
+        layer; ``decoder`` is ``viterbi`` (default), ``greedy`` or ``crf`` (adds a
+        :class:`~biotag.models.crf.CRF` layer trained with the model)."""
+        from biotag.models.decoding import DECODERS
+
         super().__init__()
+        if decoder not in DECODERS:
+            raise InputError(f"unknown decoder {decoder!r}; expected one of {', '.join(DECODERS)}", field="decoder")
         if network.config.num_labels != schema.num_outputs:
             raise InputError(
                 f"the network has {network.config.num_labels} outputs but the {schema.scheme} schema "
@@ -68,6 +81,20 @@ class TokenClassifier(torch.nn.Module):
         self.encoder = SubwordEncoder(tokenizer, max_length=max_length, stride=stride)
         self.encoder_name = encoder_name
         self.card: dict[str, Any] = dict(card or {})
+        self.features = features
+        self.decoder = decoder
+        self.fusion = None
+        self.crf = None
+        if features is not None:
+            from biotag.features.fusion import FeatureFusion
+
+            self.fusion = FeatureFusion(
+                len(features.dictionary_types), features.n_shape, network.config.hidden_size, dropout=feature_dropout
+            )
+        if decoder == "crf":
+            from biotag.models.crf import CRF
+
+            self.crf = CRF(schema)
         self.eval()  # like Hugging Face models: inference mode until a trainer says otherwise
 
     @property
@@ -84,9 +111,13 @@ class TokenClassifier(torch.nn.Module):
         max_length: int = 256,
         dropout: float = 0.1,
         stride: int | None = None,
+        features=None,
+        decoder: str = "viterbi",
+        feature_dropout: float = 0.0,
     ) -> "TokenClassifier":
         """A new classifier (random head) over a pretrained encoder directory or short
-        name; ``dropout`` is the hidden-layer dropout, which the head uses too."""
+        name; ``dropout`` is the hidden-layer dropout, which the head uses too (for
+        ``features``, ``decoder`` and ``feature_dropout`` see :meth:`__init__`)."""
         from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
 
         path = find_encoder(encoder_dir)
@@ -101,7 +132,10 @@ class TokenClassifier(torch.nn.Module):
         with _quiet_transformers():  # the missing head weights are expected: the head is new
             network = AutoModelForTokenClassification.from_pretrained(path, config=config)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        return cls(network, tokenizer, schema, max_length=max_length, stride=stride, encoder_name=str(encoder_dir))
+        return cls(
+            network, tokenizer, schema, max_length=max_length, stride=stride, encoder_name=str(encoder_dir),
+            features=features, decoder=decoder, feature_dropout=feature_dropout,
+        )
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "TokenClassifier":
@@ -120,7 +154,12 @@ class TokenClassifier(torch.nn.Module):
         with _quiet_transformers():
             network = AutoModelForTokenClassification.from_pretrained(directory)
         tokenizer = AutoTokenizer.from_pretrained(directory)
-        return cls(
+        features = None
+        if meta.get("features"):
+            from biotag.features import FeatureExtractor
+
+            features = FeatureExtractor.from_spec(directory, meta["features"])
+        model = cls(
             network,
             tokenizer,
             schema,
@@ -128,7 +167,25 @@ class TokenClassifier(torch.nn.Module):
             stride=meta.get("stride"),
             encoder_name=meta.get("encoder", ""),
             card=meta.get("training") or {},
+            features=features,
+            decoder=meta.get("decoder", "viterbi"),
+            feature_dropout=float((meta.get("features") or {}).get("dropout", 0.0)),
         )
+        if model.fusion is not None or model.crf is not None:
+            model._load_heads(directory / HEADS_FILE)
+        return model
+
+    def _load_heads(self, path: Path) -> None:
+        from safetensors.torch import load_file
+
+        try:
+            state = load_file(path)
+        except (OSError, Exception) as error:  # safetensors raises its own error types
+            raise InputError(f"cannot read the feature/CRF weights: {error}", path=str(path), field="model") from None
+        expected = {k for k in self.state_dict() if k.startswith(("fusion.", "crf."))}
+        if set(state) != expected:
+            raise InputError(f"expected weights {sorted(expected)}, found {sorted(state)}", path=str(path), field="model")
+        self.load_state_dict(state, strict=False)
 
     def save_pretrained(self, directory: str | Path, card: dict[str, Any] | None = None) -> Path:
         """Write the model directory; ``card`` (data, command, metrics, date, hardware...)
@@ -148,6 +205,18 @@ class TokenClassifier(torch.nn.Module):
             "encoder": self.encoder_name,
             "training": self.card,
         }
+        # written only for models that use them, so other models' files stay as they were
+        if self.features is not None:
+            meta["features"] = {**self.features.save(directory), "dropout": self.fusion.dropout}
+        if self.decoder != "viterbi":
+            meta["decoder"] = self.decoder
+        if self.crf is not None:
+            meta["crf"] = self.crf.params().to_dict()  # for the ONNX engine, which has no torch
+        if self.fusion is not None or self.crf is not None:
+            from safetensors.torch import save_file
+
+            heads = {k: v.contiguous() for k, v in self.state_dict().items() if k.startswith(("fusion.", "crf."))}
+            save_file(heads, str(directory / HEADS_FILE))
         (directory / BIOTAG_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (directory / "README.md").write_text(self.model_card(), encoding="utf-8")
         return directory
@@ -157,8 +226,15 @@ class TokenClassifier(torch.nn.Module):
         """Scores ``[n_words, num_outputs]`` at each owned word's first sub-word."""
         input_ids = torch.from_numpy(batch.input_ids)
         attention_mask = torch.from_numpy(batch.attention_mask)
-        logits = self.network(input_ids=input_ids, attention_mask=attention_mask).logits
-        return logits[torch.from_numpy(batch.word_rows), torch.from_numpy(batch.word_positions)]
+        rows, positions = torch.from_numpy(batch.word_rows), torch.from_numpy(batch.word_positions)
+        if self.fusion is None:
+            logits = self.network(input_ids=input_ids, attention_mask=attention_mask).logits
+            return logits[rows, positions]
+        if batch.word_features is None:
+            raise InputError("this model uses word features: the batch has none (predict with predict_words)", field="word_features")
+        hidden = self.network.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        fused = self.fusion(hidden[rows, positions], torch.from_numpy(batch.word_features))
+        return self.network.classifier(self.network.dropout(fused))
 
     def predict_words(self, word_lists: list[list[str]], *, batch_size: int = 32) -> list[np.ndarray]:
         """Per-word logits, float32 ``[n_words, num_outputs]`` per word list, in input order."""
@@ -167,17 +243,29 @@ class TokenClassifier(torch.nn.Module):
         try:
             with torch.inference_mode():
                 return predict_windows(
-                    self.encoder, lambda batch: self(batch).float().numpy(), word_lists, self.schema.num_outputs, batch_size
+                    self.encoder, lambda batch: self(batch).float().numpy(), word_lists, self.schema.num_outputs, batch_size,
+                    features=self.features,
                 )
         finally:
             self.train(was_training)
 
     def decode(self, scores: np.ndarray, *, constrained: bool = True) -> list[tuple[TokenSpan, float]]:
-        return self.schema.decode(scores, constrained=constrained)
+        """Spans by the model's decoder (:mod:`biotag.models.decoding`); ``constrained``
+        False decodes greedily whatever the decoder."""
+        from biotag.models.decoding import decode_scores
+
+        return decode_scores(self.schema, scores, self.decoder, self.crf.params() if self.crf is not None else None, constrained=constrained)
 
     # -- training -------------------------------------------------------------
-    def loss(self, scores: torch.Tensor, labels: torch.Tensor, type_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean word loss; see :func:`word_loss`."""
+    def loss(
+        self, scores: torch.Tensor, labels: torch.Tensor, type_mask: torch.Tensor | None = None, word_rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Mean word loss (:func:`word_loss`), or with a CRF its partial-label negative
+        log-likelihood, which needs ``word_rows`` (the batch row of each word)."""
+        if self.crf is not None:
+            if word_rows is None:
+                raise InputError("a CRF loss needs the batch row of each word (word_rows)", field="word_rows")
+            return self.crf.loss(scores, labels, type_mask, word_rows)
         return word_loss(scores, labels, self.schema, type_mask)
 
     # -- model card -------------------------------------------------------------
@@ -189,6 +277,9 @@ class TokenClassifier(torch.nn.Module):
             f"- scheme: `{self.schema.scheme}` ({self.schema.num_outputs} outputs, one score vector per word)",
             f"- encoder: `{self.encoder_name or 'unknown'}` ({self.network.config.model_type})",
             f"- max_length: {self.encoder.max_length} sub-words per window, stride {self.encoder.stride}",
+            *([f"- word features: dictionary types {list(self.features.dictionary_types)}, shape flags {self.features.n_shape} "
+               f"(computed by biotag.features from the words; files in features/)"] if self.features is not None else []),
+            *([f"- decoder: {self.decoder}"] if self.decoder != "viterbi" else []),
             f"- date: {card.get('date') or datetime.now(timezone.utc).strftime('%Y-%m-%d')}",
             f"- hardware: {card.get('hardware') or platform.platform()}",
             "",

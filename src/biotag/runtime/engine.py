@@ -33,6 +33,7 @@ from biotag.text.subwords import SubwordBatch, SubwordEncoder
 BIOTAG_FILE = "biotag.json"
 TOKENIZER_FILE = "tokenizer.json"
 INPUT_NAMES = ("input_ids", "attention_mask")
+FEATURES_INPUT = "word_features"  # int64 [batch, sequence, width], only in models with word features
 OUTPUT_NAME = "logits"
 # what ORT raises for a missing, truncated or invalid model file
 _ORT_LOAD_ERRORS = (
@@ -131,12 +132,18 @@ class OnnxTokenClassifier:
         *,
         model_file: Path,
         metadata: dict[str, Any],
+        features=None,
     ) -> None:
+        from biotag.models.decoding import CrfParams
+
         self.session = session
         self.encoder = encoder
         self.schema = schema
         self.model_file = model_file
         self.metadata = metadata
+        self.features = features  # biotag.features.FeatureExtractor, computed as in PyTorch
+        self.decoder = metadata.get("decoder", "viterbi")
+        self.crf = CrfParams.from_dict(metadata["crf"]) if self.decoder == "crf" else None
 
     @property
     def max_length(self) -> int:
@@ -153,26 +160,44 @@ class OnnxTokenClassifier:
         metadata, schema = read_metadata(directory)
         model_file = _model_file(directory, metadata, file)
         session = _session(model_file, threads)
-        _check_signature(session, schema, model_file)
+        features = None
+        if metadata.get("features"):
+            from biotag.features import FeatureExtractor
+
+            features = FeatureExtractor.from_spec(directory, metadata["features"])
+        _check_signature(session, schema, model_file, features=features is not None)
         tokenizer = FastTokenizer.from_directory(directory)
         encoder = SubwordEncoder(tokenizer, max_length=int(metadata.get("max_length", 256)), stride=metadata.get("stride"))
-        return cls(session, encoder, schema, model_file=model_file, metadata=metadata)
+        return cls(session, encoder, schema, model_file=model_file, metadata=metadata, features=features)
 
     def __repr__(self) -> str:
         return f"OnnxTokenClassifier({str(self.model_file)!r}, types={list(self.schema.types)}, scheme={self.schema.scheme!r})"
 
     def predict_words(self, word_lists: list[list[str]], *, batch_size: int = 32) -> list[np.ndarray]:
         """Per-word logits, float32 ``[n_words, num_outputs]`` per word list, in input order."""
-        return predict_windows(self.encoder, self._run_batch, word_lists, self.schema.num_outputs, batch_size)
+        return predict_windows(
+            self.encoder, self._run_batch, word_lists, self.schema.num_outputs, batch_size, features=self.features
+        )
 
     def decode(self, scores: np.ndarray, *, constrained: bool = True) -> list[tuple[TokenSpan, float]]:
-        return self.schema.decode(scores, constrained=constrained)
+        from biotag.models.decoding import decode_scores
+
+        return decode_scores(self.schema, scores, self.decoder, self.crf, constrained=constrained)
 
     def _run_batch(self, batch: SubwordBatch) -> np.ndarray:
-        (logits,) = self.session.run(
-            [OUTPUT_NAME], {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
-        )
+        (logits,) = self.session.run([OUTPUT_NAME], feeds(batch))
         return logits[batch.word_rows, batch.word_positions]  # each owned word's first sub-word
+
+
+def feeds(batch: SubwordBatch) -> dict[str, np.ndarray]:
+    """Graph inputs of a batch; word features go to each owned word's first sub-word
+    (the only positions whose scores are read), zeros elsewhere."""
+    out = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+    if batch.word_features is not None:
+        dense = np.zeros((*batch.input_ids.shape, batch.word_features.shape[1]), dtype=np.int64)
+        dense[batch.word_rows, batch.word_positions] = batch.word_features
+        out[FEATURES_INPUT] = dense
+    return out
 
 
 def read_metadata(directory: Path) -> tuple[dict[str, Any], LabelSchema]:
@@ -238,15 +263,17 @@ def _model_file(directory: Path, metadata: dict[str, Any], file: str | None) -> 
     return path
 
 
-def _check_signature(session: ort.InferenceSession, schema: LabelSchema, model_file: Path) -> None:
-    """The graph must take exactly input_ids / attention_mask and give logits of the
-    schema's width (when the width is fixed in the graph)."""
+def _check_signature(session: ort.InferenceSession, schema: LabelSchema, model_file: Path, *, features: bool = False) -> None:
+    """The graph must take exactly input_ids / attention_mask (and word_features for a
+    model with word features) and give logits of the schema's width (when the width is
+    fixed in the graph)."""
     inputs = sorted(i.name for i in session.get_inputs())
     outputs = {o.name: o.shape for o in session.get_outputs()}
-    if inputs != sorted(INPUT_NAMES) or OUTPUT_NAME not in outputs:
+    expected = sorted(INPUT_NAMES + ((FEATURES_INPUT,) if features else ()))
+    if inputs != expected or OUTPUT_NAME not in outputs:
         raise InputError(
             f"the graph takes {inputs} and gives {list(outputs)}; a biotag export takes "
-            f"{list(INPUT_NAMES)} and gives [{OUTPUT_NAME!r}]",
+            f"{expected} and gives [{OUTPUT_NAME!r}]",
             path=str(model_file),
             field="onnx",
         )

@@ -45,7 +45,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from biotag.errors import BiotagError, InputError
-from biotag.runtime.engine import BIOTAG_FILE, INPUT_NAMES, OUTPUT_NAME, read_metadata
+from biotag.runtime.engine import BIOTAG_FILE, OUTPUT_NAME, feeds, read_metadata
 from biotag.text.subwords import SubwordBatch, SubwordEncoder
 
 log = logging.getLogger(__name__)
@@ -91,13 +91,13 @@ def export_onnx(
     from biotag.models.token_classifier import TokenClassifier
 
     model = TokenClassifier.from_pretrained(model_dir)
+    if model.fusion is not None and quantize == "static":
+        raise InputError("static quantization of a model with word features is not supported; use int8 or none", field="quantize")
     model.network.set_attn_implementation("eager")
     calibration = _calibration_batches(model.encoder, calibration_words or []) if quantize == "static" else []
-    sample = model.encoder.collate(model.encoder.encode(SAMPLE_WORDS).windows)
+    sample = _sample_batch(model, SAMPLE_WORDS)
     with torch.inference_mode():
-        reference = model.network(
-            input_ids=torch.from_numpy(sample.input_ids), attention_mask=torch.from_numpy(sample.attention_mask)
-        ).logits.numpy()
+        reference = _graph_module(model)(*(torch.from_numpy(x) for x in feeds(sample).values())).numpy()
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -178,7 +178,7 @@ def _scores(model_file: Path, sample: SubwordBatch) -> np.ndarray:
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: not ORT's notes on unused initializers
     session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
-    (logits,) = session.run([OUTPUT_NAME], {"input_ids": sample.input_ids, "attention_mask": sample.attention_mask})
+    (logits,) = session.run([OUTPUT_NAME], feeds(sample))
     return logits
 
 
@@ -204,25 +204,71 @@ def _export_graph(model, path: Path, opset: int) -> Path:
     import torch
 
     # a padded batch of two, so that the attention-mask path is traced
-    trace = model.encoder.collate(model.encoder.encode(SAMPLE_WORDS[:2]).windows)
+    trace = feeds(_sample_batch(model, SAMPLE_WORDS[:2]))
+    names = list(trace)
     dynamic = {0: "batch", 1: "sequence"}
     with warnings.catch_warnings():
         # TracerWarnings about Python branches on shapes in transformers' code: the
         # result is checked on a batch of another shape instead
         warnings.simplefilter("ignore")
+        if model.fusion is None:  # the network itself, as it always was exported
+            module, args, kwargs = model.network, (torch.from_numpy(trace["input_ids"]),), {"attention_mask": torch.from_numpy(trace["attention_mask"])}
+        else:
+            module, args, kwargs = _graph_module(model), tuple(torch.from_numpy(trace[name]) for name in names), None
         torch.onnx.export(
-            model.network,
-            (torch.from_numpy(trace.input_ids),),
+            module,
+            args,
             str(path),
-            kwargs={"attention_mask": torch.from_numpy(trace.attention_mask)},
-            input_names=list(INPUT_NAMES),
+            kwargs=kwargs,
+            input_names=names,
             output_names=[OUTPUT_NAME],
-            dynamic_axes={name: dynamic for name in (*INPUT_NAMES, OUTPUT_NAME)},
+            dynamic_axes={name: dynamic for name in (*names, OUTPUT_NAME)},
             opset_version=opset,
             do_constant_folding=True,
             dynamo=False,
         )
     return path
+
+
+def _sample_batch(model, word_lists) -> SubwordBatch:
+    """A padded batch of sample sentences, with word features for a model that uses them."""
+    from dataclasses import replace
+
+    encoding = model.encoder.encode(word_lists)
+    batch = model.encoder.collate(encoding.windows)
+    if model.features is not None:
+        rows = [model.features(word_lists[w.sequence])[w.words] for w in encoding.windows]
+        batch = replace(batch, word_features=np.concatenate(rows))
+    return batch
+
+
+def _graph_module(model):
+    """What the ONNX graph computes: the network's logits at every position, through the
+    feature fusion layer for a model with word features (features at a word's first
+    sub-word, zeros elsewhere; only those positions are read)."""
+    import torch
+
+    if model.fusion is None:
+        class Plain(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.network = model.network
+
+            def forward(self, input_ids, attention_mask):
+                return self.network(input_ids=input_ids, attention_mask=attention_mask).logits
+
+        return Plain().eval()
+
+    class WithFeatures(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.network, self.fusion = model.network, model.fusion
+
+        def forward(self, input_ids, attention_mask, word_features):
+            hidden = self.network.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            return self.network.classifier(self.network.dropout(self.fusion(hidden, word_features)))
+
+    return WithFeatures().eval()
 
 
 def _optimize(
@@ -324,8 +370,11 @@ def _quiet_onnxruntime_tools() -> Iterator[None]:
 
 # -- companion files --------------------------------------------------------------
 def _write_companions(model, model_dir: Path, out_dir: Path, info: dict) -> None:
-    """Tokenizer (as the PyTorch model used it), config.json, biotag.json + onnx entry, card."""
+    """Tokenizer (as the PyTorch model used it), config.json, biotag.json + onnx entry,
+    the word-feature files of a model that has them, card."""
     model.tokenizer.save_pretrained(out_dir)
+    if model.features is not None:
+        model.features.save(out_dir)
     shutil.copyfile(model_dir / "config.json", out_dir / "config.json")
     metadata = json.loads((model_dir / BIOTAG_FILE).read_text(encoding="utf-8"))
     metadata["onnx"] = info

@@ -60,6 +60,8 @@ class SubwordBatch:
     attention_mask: np.ndarray  # int64 [batch, length]
     word_rows: np.ndarray  # int64 [n_words]: batch row of each owned word
     word_positions: np.ndarray  # int64 [n_words]: its first sub-word position in that row
+    # uint8 [n_words, width]: per-word features (biotag.features) of models that use them
+    word_features: np.ndarray | None = None
 
     @property
     def n_tokens(self) -> int:

@@ -57,6 +57,14 @@ class TrainConfig:
     negative_evidence: dict[str, list[str]] = field(default_factory=dict)
     eval_batch_size: int = 64
     threads: int | None = None
+    # knowledge levers (docs/features.md): dictionary matches per word (true: the shared
+    # dictionaries, cached; or a folder saved by biotag.features.DictionaryMatcher), the
+    # word's shape from the cased text, the chance of hiding a match in training, and the
+    # decoder (viterbi: BIO-constrained, greedy: argmax, crf: a CRF layer trained along)
+    dictionary_features: bool | str = False
+    shape_features: bool = False
+    feature_dropout: float = 0.1
+    decoder: str = "viterbi"
     card: dict[str, Any] = field(default_factory=dict)  # extra model-card fields
 
     def __post_init__(self) -> None:
@@ -88,6 +96,14 @@ class TrainConfig:
             raise InputError(f"must be in [0, 1), got {self.dropout!r}", field="dropout")
         if not self.temperature >= 0:
             raise InputError(f"must be >= 0, got {self.temperature!r}", field="temperature")
+        if not isinstance(self.dictionary_features, (bool, str)):
+            raise InputError(f"must be true, false or a dictionary folder, got {self.dictionary_features!r}", field="dictionary_features")
+        if not isinstance(self.shape_features, bool):
+            raise InputError(f"must be true or false, got {self.shape_features!r}", field="shape_features")
+        if not 0 <= self.feature_dropout < 1:
+            raise InputError(f"must be in [0, 1), got {self.feature_dropout!r}", field="feature_dropout")
+        if self.decoder not in ("greedy", "viterbi", "crf"):
+            raise InputError(f"must be greedy, viterbi or crf, got {self.decoder!r}", field="decoder")
         rules = self.negative_evidence
         if not isinstance(rules, dict) or not all(
             isinstance(k, str) and isinstance(v, list) and all(isinstance(t, str) for t in v) for k, v in rules.items()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import zlib
 from bisect import bisect_left, bisect_right
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -197,6 +197,7 @@ class TrainItem:
     labels: np.ndarray  # gold label ids of the words the window owns
     type_mask: np.ndarray  # bool [n_types], or [n_words, n_types] where some words say more
     corpus: int
+    features: np.ndarray | None = None  # uint8 [n_words, width] of models with word features
 
 
 @dataclass(slots=True)
@@ -207,21 +208,32 @@ class TrainBatch:
 
 
 def training_items(
-    examples: Sequence[Example], encoder: SubwordEncoder, schema: LabelSchema, stats: AlignmentStats
+    examples: Sequence[Example], encoder: SubwordEncoder, schema: LabelSchema, stats: AlignmentStats, features=None
 ) -> list[TrainItem]:
+    """Tokenized windows with their labels; ``features`` (a word list -> per-word rows,
+    see :mod:`biotag.features`) adds each owned word's features, computed on the whole
+    sentence as at inference."""
     encoding = encoder.encode([e.words for e in examples])
     stats.unknown_words += encoding.unknown_words
+    per_example: dict[int, np.ndarray] = {}
     items = []
     for window in encoding.windows:
         example = examples[window.sequence]
         labels = schema.encode(len(example.words), example.spans)[window.words]
         mask = example.type_mask if example.known_absent is None else (example.type_mask | example.known_absent)[window.words]
-        items.append(TrainItem(window, labels, mask, example.corpus))
+        rows = None
+        if features is not None:
+            if window.sequence not in per_example:
+                per_example = {window.sequence: features(example.words)}  # windows of a sentence are consecutive
+            rows = per_example[window.sequence][window.words]
+        items.append(TrainItem(window, labels, mask, example.corpus, rows))
     return items
 
 
 def collate_items(items: Sequence[TrainItem], encoder: SubwordEncoder) -> TrainBatch:
     subwords = encoder.collate([it.window for it in items])
+    if items[0].features is not None:
+        subwords = replace(subwords, word_features=np.concatenate([it.features for it in items]))
     labels = np.concatenate([it.labels for it in items])
     n_types = items[0].type_mask.shape[-1]
     mask = np.concatenate([np.broadcast_to(it.type_mask, (len(it.labels), n_types)) for it in items])

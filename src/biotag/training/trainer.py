@@ -153,10 +153,14 @@ class Trainer:
             if not examples:
                 raise InputError(f"the corpora have no {split} sentences", field="corpora")
 
+        from biotag.features import feature_extractor
+
+        features = feature_extractor(config.dictionary_features, config.shape_features)
         self.model = TokenClassifier.from_encoder(
-            config.encoder, self.schema, max_length=config.max_length, dropout=config.dropout
+            config.encoder, self.schema, max_length=config.max_length, dropout=config.dropout,
+            features=features, decoder=config.decoder, feature_dropout=config.feature_dropout,
         )
-        self.items = training_items(self.train_examples, self.model.encoder, self.schema, self.stats)
+        self.items = training_items(self.train_examples, self.model.encoder, self.schema, self.stats, features)
         self.item_corpus = np.array([it.corpus for it in self.items], dtype=np.int64)
         self.item_length = np.array([len(it.window) for it in self.items], dtype=np.int64)
         self.batches_per_epoch = len(self._plan(0))
@@ -276,7 +280,9 @@ class Trainer:
     def _backward(self, indices: np.ndarray, scale: float) -> None:
         batch = collate_items([self.items[i] for i in indices], self.model.encoder)
         scores = self.model(batch.subwords)
-        loss = self.model.loss(scores, torch.from_numpy(batch.labels), torch.from_numpy(batch.type_mask))
+        loss = self.model.loss(
+            scores, torch.from_numpy(batch.labels), torch.from_numpy(batch.type_mask), torch.from_numpy(batch.subwords.word_rows)
+        )
         (loss * scale).backward()
         value = float(loss.detach())
         self.state.loss_sum += value
