@@ -1,0 +1,192 @@
+"""The CRF layer and the decoders: loss and decoding against brute force over every
+label sequence, partial labels, BIO constraints, training, save/load and ONNX."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+from helpers import make_tiny_encoder, write_toy_corpus
+
+from biotag.labels import IGNORE, LabelSchema, TokenSpan
+from biotag.models.crf import CRF
+from biotag.models.decoding import CrfParams, allowed_transitions, crf_marginals, crf_viterbi, decode_scores
+
+
+def _paths(n: int, states: int, allowed: np.ndarray):
+    for path in itertools.product(range(states), repeat=n):
+        if allowed[states, path[0]] and all(allowed[a, b] for a, b in zip(path, path[1:])):
+            yield path
+
+
+def _path_score(e, trans, start, end, path):
+    return start[path[0]] + sum(e[i, s] for i, s in enumerate(path)) + sum(trans[a, b] for a, b in zip(path, path[1:])) + end[path[-1]]
+
+
+def _random_crf(schema, seed=0):
+    crf = CRF(schema)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in crf.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+    return crf
+
+
+@pytest.mark.parametrize("scheme", ["bio", "multilabel"])
+def test_crf_loss_is_the_exact_negative_log_likelihood(scheme):
+    schema = LabelSchema(("a", "b"), scheme)
+    crf = _random_crf(schema)
+    n = 4
+    scores = torch.randn(n, schema.num_outputs, generator=torch.Generator().manual_seed(1))
+    if scheme == "bio":
+        labels = torch.tensor([1, 2, 0, 3])  # B-a I-a O B-b
+    else:
+        labels = torch.tensor([[1, 0], [2, 0], [0, 1], [0, 2]])
+    loss = crf.loss(scores, labels, None, torch.zeros(n, dtype=torch.long))
+    allowed = allowed_transitions(schema)
+    params = crf.params()
+    chains, states = crf.chains, crf.states
+    e = scores.double().numpy().reshape(n, chains, states)
+    total = 0.0
+    for c in range(chains):
+        trans = params.transitions[c]
+        paths = list(_paths(n, states, allowed))
+        log_z = np.logaddexp.reduce([_path_score(e[:, c], trans, params.start[c], params.end[c], p) for p in paths])
+        gold = labels.numpy().reshape(n, chains)[:, c]
+        total += log_z - _path_score(e[:, c], trans, params.start[c], params.end[c], tuple(gold))
+    assert loss.item() == pytest.approx(total / (n * chains), rel=1e-5)
+
+
+def test_partial_labels_marginalise_over_what_a_corpus_does_not_annotate():
+    schema = LabelSchema(("a", "b"), "multilabel")
+    crf = _random_crf(schema, seed=3)
+    n = 3
+    scores = torch.randn(n, 6, generator=torch.Generator().manual_seed(4))
+    labels = torch.tensor([[1, 0], [2, 0], [0, 0]])
+    rows = torch.zeros(n, dtype=torch.long)
+    full = crf.loss(scores, labels, None, rows)
+    only_a = crf.loss(scores, labels, torch.tensor([[True, False]] * n), rows)
+    # type b not annotated: its chain contributes nothing, a's chain is averaged alone
+    labels_a = labels.clone()
+    labels_a[:, 1] = IGNORE
+    assert only_a.item() == pytest.approx(crf.loss(scores, labels_a, None, rows).item())
+    assert only_a.item() != pytest.approx(full.item())
+    # a window of unknown labels only has no loss, and an unconstrained word costs nothing
+    assert crf.loss(scores, torch.full((n, 2), IGNORE), None, rows).item() == 0.0
+    # bio: an O of an unannotated type may hide that type, so the loss is lower than with a full O
+    bio = _random_crf(LabelSchema(("a", "b"), "bio"), seed=5)
+    s = torch.randn(n, 5, generator=torch.Generator().manual_seed(6))
+    gold = torch.tensor([1, 0, 0])
+    strict = bio.loss(s, gold, None, rows)
+    partial = bio.loss(s, gold, torch.tensor([[True, False]] * n), rows)
+    assert partial.item() < strict.item()
+
+
+def test_windows_of_a_batch_are_separate_chains():
+    schema = LabelSchema(("a",), "multilabel")
+    crf = _random_crf(schema, seed=7)
+    scores = torch.randn(5, 3, generator=torch.Generator().manual_seed(8))
+    labels = torch.tensor([[1], [2], [0], [1], [0]])
+    together = crf.loss(scores, labels, None, torch.tensor([0, 0, 0, 1, 1]))
+    first = crf.loss(scores[:3], labels[:3], None, torch.zeros(3, dtype=torch.long))
+    second = crf.loss(scores[3:], labels[3:], None, torch.zeros(2, dtype=torch.long))
+    assert together.item() == pytest.approx((first.item() * 3 + second.item() * 2) / 5, rel=1e-5)
+
+
+def test_viterbi_and_marginals_match_brute_force():
+    schema = LabelSchema(("a", "b"), "bio")
+    allowed = allowed_transitions(schema)
+    rng = np.random.default_rng(0)
+    e, trans, start, end = rng.normal(size=(4, 5)), rng.normal(size=(5, 5)), rng.normal(size=5), rng.normal(size=5)
+    trans_m = np.where(allowed[:5], trans, -1e9)
+    start_m = np.where(allowed[5], start, -1e9)
+    paths = list(_paths(4, 5, allowed))
+    scores = np.array([_path_score(e, trans, start, end, p) for p in paths])
+    assert tuple(crf_viterbi(e, trans_m, start_m, end)) == paths[int(scores.argmax())]
+    probs = np.exp(scores - np.logaddexp.reduce(scores))
+    expected = np.zeros((4, 5))
+    for p, w in zip(paths, probs):
+        expected[np.arange(4), list(p)] += w
+    assert np.allclose(crf_marginals(e, trans_m, start_m, end), expected)
+
+
+def test_decoders_greedy_viterbi_and_untrained_crf():
+    schema = LabelSchema(("a",), "bio")
+    # O, then a stray I-a, then I-a: greedy keeps the stray I as an entity start
+    scores = np.log(np.array([[0.8, 0.1, 0.1], [0.2, 0.3, 0.5], [0.2, 0.1, 0.7]]))
+    assert [s for s, _ in decode_scores(schema, scores, "greedy")] == [TokenSpan(1, 3, "a")]
+    viterbi = [s for s, _ in decode_scores(schema, scores, "viterbi")]
+    assert viterbi == [s for s, _ in schema.decode(scores)]
+    # a CRF with zero transitions decodes as the constrained Viterbi does
+    zero = CrfParams(np.zeros((1, 3, 3)), np.zeros((1, 3)), np.zeros((1, 3)))
+    assert [s for s, _ in decode_scores(schema, scores, "crf", zero)] == viterbi
+    # and constrained=False is greedy whatever the decoder
+    assert [s for s, _ in decode_scores(schema, scores, "crf", zero, constrained=False)] == [TokenSpan(1, 3, "a")]
+    # learned transitions matter: make O -> B expensive and the entity disappears
+    costly = CrfParams(np.array([[[0, -50, 0], [0, 0, 0], [0, 0, 0]]], dtype=float), np.array([[0, -50, 0]], dtype=float), np.zeros((1, 3)))
+    assert decode_scores(schema, scores, "crf", costly) == []
+    multilabel = LabelSchema(("a", "b"), "multilabel")
+    ml = np.zeros((3, 6))
+    ml[:, [0, 3]] = 2.0
+    ml[1, 1] = 5.0  # B-a at word 1
+    params = CrfParams(np.zeros((2, 3, 3)), np.zeros((2, 3)), np.zeros((2, 3)))
+    ((span, conf),) = decode_scores(multilabel, ml, "crf", params)
+    assert span == TokenSpan(1, 2, "a") and 0.5 < conf <= 1.0
+    assert CrfParams.from_dict(json.loads(json.dumps(params.to_dict()))).transitions.shape == (2, 3, 3)
+
+
+@pytest.fixture(scope="module")
+def crf_model(tmp_path_factory):
+    from biotag.training import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("crf-model")
+    config = TrainConfig(
+        corpora=[str(write_toy_corpus(root / "toy", n_train=80, n_devel=20))], output_dir=str(root / "run"),
+        encoder=str(make_tiny_encoder(root / "encoder")), unify_types=False, epochs=6, lr=3e-3, batch_size=8,
+        max_length=32, threads=1, patience=0, checkpoint_every=0, decoder="crf",
+    )
+    return train(config)
+
+
+def test_a_crf_model_learns_saves_loads_and_exports(crf_model, tmp_path):
+    from biotag.models.token_classifier import TokenClassifier
+    from biotag.runtime.engine import OnnxTokenClassifier
+    from biotag.runtime.export import export_onnx
+
+    summary = json.loads((crf_model.parent / "summary.json").read_text())
+    assert summary["best_f1"] > 0.5  # the toy rule is learnable through the CRF loss
+    meta = json.loads((crf_model / "biotag.json").read_text())
+    assert meta["decoder"] == "crf" and np.asarray(meta["crf"]["transitions"]).shape == (1, 3, 3)
+    model = TokenClassifier.from_pretrained(crf_model)
+    assert model.crf is not None and np.allclose(model.crf.params().transitions, meta["crf"]["transitions"], atol=1e-5)
+    # the transitions were trained (they start at zero)
+    assert np.abs(model.crf.params().transitions).sum() > 0
+    words = [["the", "Aspirin", "and", "the", "Insulin", "."], ["Mouse", "blood", "."]]
+    scores = model.predict_words(words)
+    spans = [model.decode(s) for s in scores]
+    out = export_onnx(crf_model, tmp_path / "onnx", quantize="none", optimize=False)
+    engine = OnnxTokenClassifier.from_pretrained(out, threads=1)
+    assert engine.decoder == "crf"
+    assert [[s for s, _ in engine.decode(sc)] for sc in engine.predict_words(words)] == [[s for s, _ in x] for x in spans]
+
+
+def test_ner_tagger_uses_the_models_decoder(crf_model):
+    from biotag.document import Document
+    from biotag.models.token_classifier import TokenClassifier
+    from biotag.ner import NerTagger
+
+    model = TokenClassifier.from_pretrained(crf_model)
+    calls = []
+    original = model.decode
+
+    def spy(scores, *, constrained=True):
+        calls.append(constrained)
+        return original(scores, constrained=constrained)
+
+    model.decode = spy
+    (doc,) = NerTagger(model)([Document(id="d", text="the Aspirin and the Insulin .")])
+    assert calls == [True]
+    assert all(e.source == "ner" for e in doc.entities)
