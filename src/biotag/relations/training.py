@@ -15,38 +15,29 @@ that they pad little, then shuffled.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
-import math
 import os
 import platform
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from biotag.errors import FormatError, InputError
+from biotag.errors import InputError
+from biotag.json_config import JsonConfig
 from biotag.relations.datasets import read_examples
 from biotag.relations.examples import STYLES, RelationExample
 from biotag.relations.metrics import RelationReport, score_labels
 from biotag.relations.model import RelationClassifier
-from biotag.training.checkpoint import (
-    CHECKPOINT_DIR,
-    LoopState,
-    load_checkpoint,
-    remove_dir,
-    replacing_dir,
-    restore_rng_states,
-    save_checkpoint,
-)
-from biotag.training.trainer import LOG_FILE, MODEL_DIR, SUMMARY_FILE, _command_line, seed_everything
+from biotag.training.checkpoint import CHECKPOINT_DIR, LoopState, remove_dir, replacing_dir
+from biotag.training.run import LOG_FILE, MODEL_DIR, SUMMARY_FILE, CheckpointedRun, run_training
+from biotag.training.trainer import _command_line, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +45,13 @@ POOL_BATCHES = 50  # batches per length-sorted pool
 
 
 @dataclass
-class RelationTrainConfig:
+class RelationTrainConfig(JsonConfig):
     """Everything a relation training run depends on. ``dataset`` is a name of
     :mod:`biotag.relations.datasets` (chemprot, ddi, biored) or a corpus folder with
     relations. ``train_limit`` / ``devel_limit`` use a seeded random subset (for short
     comparison runs); ``window`` is sentences per candidate for document datasets."""
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("dataset", "output_dir")
 
     dataset: str
     output_dir: str
@@ -106,63 +99,10 @@ class RelationTrainConfig:
             if not 0 <= getattr(self, name) < 1:
                 raise InputError(f"must be in [0, 1), got {getattr(self, name)!r}", field=name)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], *, path: str | None = None) -> "RelationTrainConfig":
-        if not isinstance(data, dict):
-            raise FormatError(f"expected a JSON object, got {type(data).__name__}", path=path)
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in data:
-            if key not in known:
-                raise InputError(f"unknown setting; known settings: {', '.join(sorted(known))}", path=path, field=key)
-        for key in ("dataset", "output_dir"):
-            if key not in data:
-                raise InputError("required setting is missing", path=path, field=key)
-        try:
-            return cls(**data)
-        except InputError as error:
-            raise error.located(path=path) from None
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> "RelationTrainConfig":
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as error:
-            raise InputError(f"cannot read the config: {error.strerror or error}", path=str(path)) from None
-        except json.JSONDecodeError as error:
-            raise FormatError(f"not valid JSON: {error.msg}", path=str(path), line=error.lineno) from None
-        return cls.from_dict(data, path=str(path))
-
-    def differences(self, other: "RelationTrainConfig") -> list[str]:
-        a, b = self.to_dict(), other.to_dict()
-        return [k for k in a if k not in ("threads", "output_dir") and a[k] != b[k]]
-
 
 def train_relations(config: RelationTrainConfig, resume: bool = False) -> Path:
     """Train as ``config`` says; returns the best model's directory (see the module doc)."""
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if resume and (out / SUMMARY_FILE).is_file() and (out / MODEL_DIR).is_dir():
-        log.info("%s already finished; nothing to resume", out)
-        return out / MODEL_DIR
-    torch.set_num_threads(config.threads or min(2, os.cpu_count() or 1))
-    checkpoint = load_checkpoint(out) if resume else None
-    if checkpoint is not None:
-        changed = RelationTrainConfig.from_dict(checkpoint["config"]).differences(config)
-        if changed:
-            raise InputError(
-                f"the config differs from the checkpointed run's in {', '.join(changed)}; resume with the same config",
-                path=str(out / CHECKPOINT_DIR),
-                field=changed[0],
-            )
-    trainer = RelationTrainer(config)
-    if checkpoint is None:
-        trainer.start_fresh()
-    else:
-        trainer.restore(checkpoint)
-    return trainer.run()
+    return run_training(config, resume, RelationTrainer, threads=config.threads or min(2, os.cpu_count() or 1))
 
 
 def _subset(examples: list[RelationExample], limit: int | None, seed: int) -> list[RelationExample]:
@@ -180,7 +120,7 @@ def evaluate_model(model, examples: Sequence[RelationExample], batch_size: int =
     return score_labels(gold, predicted, model.task.labels, model.task.negative), predicted
 
 
-class RelationTrainer:
+class RelationTrainer(CheckpointedRun):
     def __init__(self, config: RelationTrainConfig) -> None:
         self.config = c = config
         self.out = Path(c.output_dir)
@@ -245,7 +185,7 @@ class RelationTrainer:
             (self.out / name).unlink(missing_ok=True)
         remove_dir(self.out / CHECKPOINT_DIR)
         remove_dir(self.out / MODEL_DIR)
-        (self.out / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2) + "\n", encoding="utf-8")
+        self.config.save(self.out / "config.json")
         self._log_line(
             {
                 "event": "data",
@@ -257,18 +197,6 @@ class RelationTrainer:
                 "truncated": int((self.lengths >= self.config.max_length).sum()),
             }
         )
-
-    def restore(self, checkpoint: dict) -> None:
-        self.model.load_state_dict(checkpoint["model"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.scheduler.load_state_dict(checkpoint["scheduler"])
-        self.state = checkpoint["state"]
-        restore_rng_states(checkpoint["rng"])
-        path = self.out / LOG_FILE
-        if path.is_file():  # evaluations after the checkpoint will be replayed
-            kept = [line for line in path.read_text(encoding="utf-8").splitlines() if _step_of(line) <= self.state.step]
-            path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        log.info("resuming at epoch %d, batch %d, step %d", self.state.epoch, self.state.position, self.state.step)
 
     # -- the loop ---------------------------------------------------------------------
     def run(self) -> Path:
@@ -368,40 +296,3 @@ class RelationTrainer:
         card.update(self.config.card)
         with replacing_dir(self.out / MODEL_DIR) as tmp:
             self.model.save_pretrained(tmp, card=card)
-
-    def _checkpoint(self) -> None:
-        save_checkpoint(
-            self.out,
-            model=self.model,
-            optimizer=self.optimizer,
-            scheduler=self.scheduler,
-            state=self.state,
-            config=self.config.to_dict(),
-            plan_seed=[self.config.seed, self.state.epoch],
-        )
-
-    def _log_line(self, record: dict) -> None:
-        with open(self.out / LOG_FILE, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-
-    def _finish(self) -> Path:
-        st = self.state
-        summary = {
-            "best_f1": st.best_f1,
-            "best_step": st.best_step,
-            "steps": st.step,
-            "epochs": st.epoch,
-            "stop_reason": st.stop_reason,
-            "model": str(self.out / MODEL_DIR),
-        }
-        (self.out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        remove_dir(self.out / CHECKPOINT_DIR)
-        log.info("finished (%s): best devel micro-F1 %.4f at step %d", st.stop_reason, st.best_f1, st.best_step)
-        return self.out / MODEL_DIR
-
-
-def _step_of(line: str) -> int:
-    try:
-        return int(json.loads(line).get("step", -1))
-    except (json.JSONDecodeError, TypeError, ValueError):
-        return 1 << 60  # a line cut short by the kill: dropped

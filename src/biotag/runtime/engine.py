@@ -193,7 +193,7 @@ def feeds(batch: SubwordBatch) -> dict[str, np.ndarray]:
     """Graph inputs of a batch; word features go to each owned word's first sub-word
     (the only positions whose scores are read), zeros elsewhere."""
     out = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
-    if batch.word_features is not None:
+    if getattr(batch, "word_features", None) is not None:  # relation batches have none
         dense = np.zeros((*batch.input_ids.shape, batch.word_features.shape[1]), dtype=np.int64)
         dense[batch.word_rows, batch.word_positions] = batch.word_features
         out[FEATURES_INPUT] = dense

@@ -236,7 +236,7 @@ def _sample_batch(model, word_lists) -> SubwordBatch:
 
     encoding = model.encoder.encode(word_lists)
     batch = model.encoder.collate(encoding.windows)
-    if model.features is not None:
+    if getattr(model, "features", None) is not None:  # relation models have none
         rows = [model.features(word_lists[w.sequence])[w.words] for w in encoding.windows]
         batch = replace(batch, word_features=np.concatenate(rows))
     return batch
@@ -373,7 +373,7 @@ def _write_companions(model, model_dir: Path, out_dir: Path, info: dict) -> None
     """Tokenizer (as the PyTorch model used it), config.json, biotag.json + onnx entry,
     the word-feature files of a model that has them, card."""
     model.tokenizer.save_pretrained(out_dir)
-    if model.features is not None:
+    if getattr(model, "features", None) is not None:
         model.features.save(out_dir)
     shutil.copyfile(model_dir / "config.json", out_dir / "config.json")
     metadata = json.loads((model_dir / BIOTAG_FILE).read_text(encoding="utf-8"))

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from biotag.errors import FormatError, InputError
+from biotag.errors import InputError
+from biotag.json_config import JsonConfig
 from biotag.labels import SCHEMES
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(JsonConfig):
     """Everything a training run depends on; a run is reproducible from this alone.
 
     ``corpora`` are names from :mod:`biotag.corpora` or folders holding
@@ -28,6 +26,8 @@ class TrainConfig:
     ``temperature`` is the corpus sampling exponent: corpus ``c`` gives a share of each
     epoch proportional to ``size_c ** temperature`` (1: proportional to size, 0: equal).
     """
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("corpora", "output_dir")
 
     corpora: list[str]
     output_dir: str
@@ -109,55 +109,3 @@ class TrainConfig:
             isinstance(k, str) and isinstance(v, list) and all(isinstance(t, str) for t in v) for k, v in rules.items()
         ):
             raise InputError(f"must map a type to a list of types, got {rules!r}", field="negative_evidence")
-
-    # -- (de)serialisation ------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], *, path: str | None = None) -> "TrainConfig":
-        if not isinstance(data, dict):
-            raise FormatError(f"expected a JSON object, got {type(data).__name__}", path=path)
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in data:
-            if key not in known:
-                raise InputError(f"unknown setting; known settings: {', '.join(sorted(known))}", path=path, field=key)
-        for key in ("corpora", "output_dir"):
-            if key not in data:
-                raise InputError("required setting is missing", path=path, field=key)
-        try:
-            return cls(**data)
-        except InputError as error:
-            raise error.located(path=path) from None
-        except TypeError as error:
-            raise InputError(str(error), path=path) from None
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
-
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(self.to_json(), encoding="utf-8")
-        return path
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> "TrainConfig":
-        """Read a config file written by :meth:`save` (or by hand)."""
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as error:
-            raise InputError(f"cannot read the config: {error.strerror or error}", path=str(path)) from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise FormatError(f"not valid JSON: {error.msg}", path=str(path), line=error.lineno) from None
-        return cls.from_dict(data, path=str(path))
-
-    def replace(self, **changes: Any) -> "TrainConfig":
-        """A copy with some settings changed (validated like a new config)."""
-        return dataclasses.replace(self, **changes)
-
-    def differences(self, other: "TrainConfig", *, ignore: tuple[str, ...] = ("threads", "output_dir")) -> list[str]:
-        """Names of the settings that differ (those in ``ignore`` do not change results)."""
-        a, b = self.to_dict(), other.to_dict()
-        return [k for k in a if k not in ignore and a[k] != b[k]]

@@ -17,7 +17,6 @@ weights and scores as an uninterrupted run (on the same machine and thread count
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -38,15 +37,7 @@ from biotag.errors import InputError
 from biotag.labels import LabelSchema
 from biotag.metrics import Report, score_spans
 from biotag.models.token_classifier import TokenClassifier
-from biotag.training.checkpoint import (
-    CHECKPOINT_DIR,
-    LoopState,
-    load_checkpoint,
-    remove_dir,
-    replacing_dir,
-    restore_rng_states,
-    save_checkpoint,
-)
+from biotag.training.checkpoint import CHECKPOINT_DIR, LoopState, remove_dir, replacing_dir
 from biotag.training.config import TrainConfig
 from biotag.training.data import (
     AlignmentStats,
@@ -57,12 +48,9 @@ from biotag.training.data import (
     load_corpus,
     training_items,
 )
+from biotag.training.run import LOG_FILE, MODEL_DIR, SUMMARY_FILE, CheckpointedRun, run_training
 
 log = logging.getLogger(__name__)
-
-MODEL_DIR = "model"
-LOG_FILE = "log.jsonl"
-SUMMARY_FILE = "summary.json"
 
 
 def train(config: TrainConfig, resume: bool = False) -> Path:
@@ -72,31 +60,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     just returns its model; one without a checkpoint starts over). Without it any
     earlier run in ``output_dir`` is replaced.
     """
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if resume and (out / SUMMARY_FILE).is_file() and (out / MODEL_DIR).is_dir():
-        log.info("%s already finished; nothing to resume", out)
-        return out / MODEL_DIR
-    torch.set_num_threads(config.threads or os.cpu_count() or 1)
-    checkpoint = load_checkpoint(out) if resume else None
-    if checkpoint is not None:
-        saved = TrainConfig.from_dict(checkpoint["config"])
-        changed = saved.differences(config)
-        if changed:
-            raise InputError(
-                f"the config differs from the checkpointed run's in {', '.join(changed)}; "
-                "resume with the same config or start a new run",
-                path=str(out / CHECKPOINT_DIR),
-                field=changed[0],
-            )
-    elif resume:
-        log.warning("no checkpoint in %s: starting from scratch", out)
-    trainer = Trainer(config)
-    if checkpoint is None:
-        trainer.start_fresh()
-    else:
-        trainer.restore(checkpoint)
-    return trainer.run()
+    return run_training(config, resume, Trainer, threads=config.threads or os.cpu_count() or 1)
 
 
 def _command_line() -> str:
@@ -130,7 +94,7 @@ def evaluate_examples(model: TokenClassifier, examples: Sequence[Example], batch
     return score_spans(gold, pred)
 
 
-class Trainer:
+class Trainer(CheckpointedRun):
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
         self.out = Path(config.output_dir)
@@ -205,31 +169,6 @@ class Trainer:
         self._log_line(data)
         if self.stats.extended or self.stats.cross_sentence or self.stats.no_words:
             log.warning("entity alignment onto words: %s", self.stats.to_dict())
-
-    def restore(self, checkpoint: dict) -> None:
-        self.model.load_state_dict(checkpoint["model"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.scheduler.load_state_dict(checkpoint["scheduler"])
-        self.state = checkpoint["state"]
-        restore_rng_states(checkpoint["rng"])
-        self._truncate_log(self.state.step)
-        log.info("resuming at epoch %d, batch %d, step %d", self.state.epoch, self.state.position, self.state.step)
-
-    def _truncate_log(self, step: int) -> None:
-        """Drop log lines of evaluations the checkpoint does not know about: they will
-        be replayed."""
-        path = self.out / LOG_FILE
-        if not path.is_file():
-            return
-        kept = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:  # a line cut short by the kill
-                continue
-            if record.get("step", -1) <= step:
-                kept.append(line + "\n")
-        path.write_text("".join(kept), encoding="utf-8")
 
     # -- the loop ---------------------------------------------------------------------
     def run(self) -> Path:
@@ -359,33 +298,5 @@ class Trainer:
         card.update(self.config.card)
         return card
 
-    def _checkpoint(self) -> None:
-        save_checkpoint(
-            self.out,
-            model=self.model,
-            optimizer=self.optimizer,
-            scheduler=self.scheduler,
-            state=self.state,
-            config=self.config.to_dict(),
-            plan_seed=[self.config.seed, self.state.epoch],
-        )
-
-    def _log_line(self, record: dict) -> None:
-        with open(self.out / LOG_FILE, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-
-    def _finish(self) -> Path:
-        st = self.state
-        summary = {
-            "best_f1": st.best_f1,
-            "best_step": st.best_step,
-            "steps": st.step,
-            "epochs": st.epoch,
-            "stop_reason": st.stop_reason,
-            "model": str(self.out / MODEL_DIR),
-            "alignment": self.stats.to_dict(),
-        }
-        (self.out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        remove_dir(self.out / CHECKPOINT_DIR)
-        log.info("finished (%s): best devel F1 %.4f at step %d", st.stop_reason, st.best_f1, st.best_step)
-        return self.out / MODEL_DIR
+    def _summary_extra(self) -> dict:
+        return {"alignment": self.stats.to_dict()}

@@ -1,0 +1,77 @@
+"""JSON (de)serialisation shared by biotag's configuration dataclasses.
+
+Every trainer (NER, relations, pretraining, ...) is driven by one dataclass that must be
+written next to its run, read back from a hand-written file with errors naming the file and
+the setting, and compared with a checkpoint's config on resume. :class:`JsonConfig` gives a
+dataclass all of that; a subclass names its ``REQUIRED`` settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from biotag.errors import FormatError, InputError
+
+C = TypeVar("C", bound="JsonConfig")
+
+
+class JsonConfig:
+    """Mixin for a ``@dataclass`` config (validation stays in its ``__post_init__``)."""
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ()
+    # settings that do not change results: a resumed run may change them
+    RESULT_NEUTRAL: ClassVar[tuple[str, ...]] = ("threads", "output_dir")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict[str, Any], *, path: str | None = None) -> C:
+        if not isinstance(data, dict):
+            raise FormatError(f"expected a JSON object, got {type(data).__name__}", path=path)
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        for key in data:
+            if key not in known:
+                raise InputError(f"unknown setting; known settings: {', '.join(sorted(known))}", path=path, field=key)
+        for key in cls.REQUIRED:
+            if key not in data:
+                raise InputError("required setting is missing", path=path, field=key)
+        try:
+            return cls(**data)
+        except InputError as error:
+            raise error.located(path=path) from None
+        except TypeError as error:
+            raise InputError(str(error), path=path) from None
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(self.to_json(), encoding="utf-8")
+        return path
+
+    @classmethod
+    def from_json(cls: type[C], path: str | Path) -> C:
+        """Read a config file written by :meth:`save` (or by hand)."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise InputError(f"cannot read the config: {error.strerror or error}", path=str(path)) from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise FormatError(f"not valid JSON: {error.msg}", path=str(path), line=error.lineno) from None
+        return cls.from_dict(data, path=str(path))
+
+    def replace(self: C, **changes: Any) -> C:
+        """A copy with some settings changed (validated like a new config)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+    def differences(self, other: "JsonConfig", *, ignore: tuple[str, ...] | None = None) -> list[str]:
+        """Names of the settings that differ (by default ignoring :attr:`RESULT_NEUTRAL`)."""
+        ignore = self.RESULT_NEUTRAL if ignore is None else ignore
+        a, b = self.to_dict(), other.to_dict()
+        return [k for k in a if k not in ignore and a[k] != b.get(k)]
