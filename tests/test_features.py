@@ -88,12 +88,14 @@ def test_case_rules_for_short_and_ambiguous_names(matcher):
     assert spans(matcher, "Rat and rat") == [(0, 1, "gene"), (2, 3, "gene")]
     assert spans(matcher, "X") == []
     counts = matcher.info["counts"]
-    assert counts["case_sensitive"] == 3 and counts["dropped"] == 3  # CAT, WAS, IL-6 (il6: three characters) and counts["names"] == len(ENTRIES) - 1
+    # one-word symbols (CAT, WAS, IL-6, BRCA1) and TNF-alpha (tnf: short, alpha: common) need their case
+    assert counts["case_sensitive"] == 5 and counts["dropped"] == 3
+    assert spans(matcher, "brca1") == [] and spans(matcher, "tnf - alpha") == [] and counts["names"] == len(ENTRIES) - 1
 
 
 def test_saved_matcher_is_not_pickled_and_matches_the_same(matcher, tmp_path):
     folder = matcher.save(tmp_path / "dictionary")
-    assert sorted(p.name for p in folder.iterdir()) == ["dictionary.json", "flags.npy", "keys.marisa"]
+    assert sorted(p.name for p in folder.iterdir()) == ["dictionary.json", "flags.npy", "forms.marisa", "keys.marisa"]
     loaded = DictionaryMatcher.load(folder)
     for text in ("breast cancer and BRCA1", "CAT and cat", "IL - 6 and TNF - α in Alzheimer ' s disease"):
         assert loaded.matches(text.split()) == matcher.matches(text.split())

@@ -16,20 +16,26 @@ name inside it stays a gene match.
 Case-aware rules for short and ambiguous names (gene symbols that are English words):
 
 * a key of fewer than two characters, or without a letter, is dropped;
-* a one-word key of at most three characters, or one of :data:`COMMON_WORDS`, is
-  *ambiguous*. If the name has an upper-case letter after its first character (``CAT``,
-  ``WAS``, ``ALL``, ``IMPACT``, ``NaCl``) it matches only the same letters and digits in
-  the same case (``CAT``, not ``cat`` or ``Cat``); otherwise (``rat``, ``Lead``) a common
-  word or a key of two characters is dropped and anything else matches in any case.
+* a one-word *symbol* (an upper-case letter after its first character: ``CAT``, ``WAS``,
+  ``MICE``, ``IMPACT``, ``IL-6``, ``NaCl``) matches only the same letters and digits in the
+  same case (``CAT``, not ``cat`` or ``Cat``);
+* a key whose words are all :data:`COMMON_WORDS` or at most three characters long is
+  *ambiguous* (``was``, ``as a``, ``and 3``, ``T cell``, ``rat``): with an upper-case letter
+  other than a single word's first (``T cell``) it matches only in the same case; otherwise
+  (``was``, MeSH's ``Lead``, the mouse symbol ``Was``, ``rat``) it is dropped when every word
+  is common or at most two characters long, and matches in any case if not (``rat``, ``dog``).
+* every other name matches in any case.
 
 On disk a matcher is a folder: ``keys.marisa`` (the trie), ``flags.npy`` (per key: the
-types it matches in any case, and whether case-sensitive forms exist) and
-``dictionary.json`` (types, counts, sources and the case-sensitive forms). No pickle.
+types it matches in any case, and whether case-sensitive forms exist), ``forms.marisa``
+(the case-sensitive forms, each prefixed by its type's index) and ``dictionary.json``
+(types, counts, sources). No pickle; both tries are memory-mapped on load.
 """
 
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -43,14 +49,22 @@ from biotag.linking.normalize import normalize
 O, B, I = 0, 1, 2
 MAX_KEY_CHARS = 120  # longer names (gene descriptions, IUPAC strings) are not matched
 CASE_SENSITIVE = 0x80  # flag bit: the key has case-sensitive forms (in the JSON side table)
-KEYS_FILE, FLAGS_FILE, META_FILE = "keys.marisa", "flags.npy", "dictionary.json"
-FORMAT_VERSION = 1
+KEYS_FILE, FLAGS_FILE, FORMS_FILE, META_FILE = "keys.marisa", "flags.npy", "forms.marisa", "dictionary.json"
+FORMAT_VERSION = 2
+RULES_VERSION = 3  # part of the cache key: a change of the rules above builds a new matcher
 
 # English words that are also symbols or names in the dictionaries (gene symbols WAS,
-# SET, IMPACT, CAMP; MeSH Lead; cell line names); with three-letter words they need case
-# to count as a match (or, written lower case, are dropped).
+# SET, IMPACT, CAMP; MeSH Lead; cell line and taxon names), and Greek letter names: such
+# names need case to count as a match (or, written lower case, are dropped). Chosen from
+# the noisiest matches on bern2-benchmark-1k abstracts plus English function words.
 COMMON_WORDS = frozenset(
     """
+    a an as at be by do go he if in is it me my no of on or so to up us we
+    age ago all and any are bad big but can did due end far few for get got had has her him
+    his how its key let low man may men min max new nor not now off old one our out own per
+    put run saw see set she six ten the too top two use via was way who why yet you
+    alpha beta gamma delta epsilon zeta eta theta iota kappa lambda sigma omega
+    cell collection hybrid maximum minimum permit rare root spot
     able about above after again against also although among another anti aims away back
     based because been before being below best better between both bring called came cannot
     care case cases cause cells change close come common could daily damage data dead deal
@@ -76,9 +90,22 @@ def word_key(word: str) -> str:
     return normalize(word)
 
 
+@lru_cache(maxsize=1 << 16)
 def alnum(text: str) -> str:
-    """The letters and digits of ``text``, case kept: what a case-sensitive form compares."""
-    return "".join(c for c in text if c.isalnum())
+    """The letters and digits of ``text``, case kept and Greek letters spelled out in lower
+    case (``TNF-α`` = ``TNFalpha``): what a case-sensitive form compares."""
+    return "".join(_greek_name(c) or c for c in text if c.isalnum())
+
+
+def _greek_name(char: str) -> str | None:
+    if not "\u0370" <= char <= "\u03ff":
+        return None
+    name = unicodedata.name(char, "")
+    return name.rsplit(" ", 1)[-1].lower() if name.startswith("GREEK") and " WITH " not in name else None
+
+
+def _form_key(type_index: int, form: str) -> str:
+    return chr(48 + type_index) + form
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +118,9 @@ class Match:
 class DictionaryMatcher:
     """Finds dictionary names in word lists; see the module docstring for the rules."""
 
-    def __init__(self, trie, flags: np.ndarray, types: Sequence[str], forms: dict[int, dict[int, list[str]]], info: dict | None = None) -> None:
+    def __init__(self, trie, flags: np.ndarray, types: Sequence[str], forms, info: dict | None = None) -> None:
+        """``forms``: a trie of ``chr(48 + type index) + alnum(name)`` of the names that
+        match only in their own case."""
         self.trie = trie
         self.flags = flags
         self.types = tuple(types)
@@ -121,24 +150,27 @@ class DictionaryMatcher:
             if len(key) < 2 or len(key) > MAX_KEY_CHARS or not any(c.isalpha() for c in key):
                 counts["dropped"] += 1
                 continue
-            if " " not in key and (len(key) <= 3 or key in common):
-                if any(c.isupper() for c in name[1:]):
-                    cased.setdefault(key, {}).setdefault(t, set()).add(alnum(name))
-                    counts["case_sensitive"] += 1
-                    continue
-                if key in common or len(key) <= 2:
-                    counts["dropped"] += 1
-                    continue
+            words = key.split()
+            symbol = len(words) == 1 and any(c.isupper() for c in name[1:])
+            ambiguous = all(w in common or len(w) <= 3 for w in words)
+            # case tells a name from a word unless it is only a capitalised first letter
+            # (MeSH's "Lead", the mouse symbol "Was": as likely a sentence start)
+            has_case = any(c.isupper() for c in name) and not (len(words) == 1 and name[:1].isupper() and not symbol)
+            if symbol or (ambiguous and has_case):
+                cased.setdefault(key, {}).setdefault(t, set()).add(alnum(name))
+                counts["case_sensitive"] += 1
+                continue
+            if ambiguous and all(w in common or len(w) <= 2 for w in words):
+                counts["dropped"] += 1
+                continue
             any_case[key] = any_case.get(key, 0) | (1 << t)
         trie = marisa_trie.Trie(list(any_case.keys() | cased.keys()))
         flags = np.zeros(len(trie), dtype=np.uint8)
-        forms: dict[int, dict[int, list[str]]] = {}
         for key, bits in any_case.items():
             flags[trie[key]] |= bits
-        for key, by_type in cased.items():
-            key_id = trie[key]
-            flags[key_id] |= CASE_SENSITIVE
-            forms[key_id] = {t: sorted(f) for t, f in by_type.items()}
+        for key in cased:
+            flags[trie[key]] |= CASE_SENSITIVE
+        forms = marisa_trie.Trie([_form_key(t, f) for by_type in cased.values() for t, fs in by_type.items() for f in fs])
         counts["keys"] = len(trie)
         return cls(trie, flags, types, forms, {**(info or {}), "counts": counts})
 
@@ -147,13 +179,9 @@ class DictionaryMatcher:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.trie.save(str(directory / KEYS_FILE))
+        self.forms.save(str(directory / FORMS_FILE))
         np.save(directory / FLAGS_FILE, self.flags)
-        meta = {
-            "format": FORMAT_VERSION,
-            "types": list(self.types),
-            "forms": {str(k): {str(t): f for t, f in v.items()} for k, v in self.forms.items()},
-            **self.info,
-        }
+        meta = {"format": FORMAT_VERSION, "types": list(self.types), **self.info}
         (directory / META_FILE).write_text(json.dumps(meta, ensure_ascii=False) + "\n", encoding="utf-8")
         return directory
 
@@ -169,11 +197,13 @@ class DictionaryMatcher:
             raise InputError("not a dictionary-feature folder (no dictionary.json)", path=str(directory), field="dictionary")
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            trie = marisa_trie.Trie()
+            trie, forms = marisa_trie.Trie(), marisa_trie.Trie()
             (trie.mmap if mmap else trie.load)(str(directory / KEYS_FILE))
+            (forms.mmap if mmap else forms.load)(str(directory / FORMS_FILE))
             flags = np.load(directory / FLAGS_FILE)
-            forms = {int(k): {int(t): f for t, f in v.items()} for k, v in meta.pop("forms").items()}
             types = meta.pop("types")
+            if meta.get("format") != FORMAT_VERSION:
+                raise ValueError(f"format {meta.get('format')}, this biotag reads {FORMAT_VERSION}")
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise InputError(f"unreadable dictionary features: {error}", path=str(directory), field="dictionary") from None
         if len(flags) != len(trie):
@@ -200,8 +230,8 @@ class DictionaryMatcher:
                 if bits & CASE_SENSITIVE:
                     bits &= ~CASE_SENSITIVE
                     written = alnum("".join(words[first : last + 1]))
-                    for t, allowed in forms.get(key_id, {}).items():
-                        if written in allowed:
+                    for t in range(len(self.types)):
+                        if _form_key(t, written) in forms:
                             bits |= 1 << t
                 if bits:
                     candidates.append((first, last + 1, bits))

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterator
 
 from biotag.entity_types import CELL_LINE, CELL_TYPE, CHEMICAL, DISEASE, GENE, SPECIES
-from biotag.features.dictionary import COMMON_WORDS, FORMAT_VERSION, MAX_KEY_CHARS, META_FILE, DictionaryMatcher
+from biotag.features.dictionary import COMMON_WORDS, FORMAT_VERSION, MAX_KEY_CHARS, META_FILE, RULES_VERSION, DictionaryMatcher
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def _fingerprint(sources: dict[str, tuple[str, ...]], root: str | Path | None) -
             for path in get_source(source_name).paths(root):
                 stat = path.stat()
                 files.append({"source": source_name, "file": path.name, "bytes": stat.st_size, "mtime": int(stat.st_mtime)})
-    recipe = {"files": files, "sources": sources, "format": FORMAT_VERSION, "max_key": MAX_KEY_CHARS, "ranks": sorted(SPECIES_RANKS), "common": sorted(COMMON_WORDS)}
+    recipe = {"files": files, "sources": sources, "format": FORMAT_VERSION, "rules": RULES_VERSION, "max_key": MAX_KEY_CHARS, "ranks": sorted(SPECIES_RANKS), "common": sorted(COMMON_WORDS)}
     return hashlib.sha1(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12], files
 
 
