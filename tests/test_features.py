@@ -10,7 +10,7 @@ import pytest
 from helpers import make_tiny_encoder, write_toy_corpus
 
 from biotag.errors import InputError
-from biotag.features import SHAPE_FLAGS, DictionaryMatcher, FeatureExtractor, Match, shape_features
+from biotag.features import SHAPE_FLAGS, DictionaryMatcher, FeatureExtractor, shape_features
 from biotag.features.dictionary import B, I, O
 
 TYPES = ("disease", "gene", "chemical")
