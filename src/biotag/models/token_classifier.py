@@ -180,7 +180,7 @@ class TokenClassifier(torch.nn.Module):
 
         try:
             state = load_file(path)
-        except (OSError, Exception) as error:  # safetensors raises its own error types
+        except Exception as error:  # missing file, or safetensors' own error types
             raise InputError(f"cannot read the feature/CRF weights: {error}", path=str(path), field="model") from None
         expected = {k for k in self.state_dict() if k.startswith(("fusion.", "crf."))}
         if set(state) != expected:
