@@ -14,6 +14,7 @@ MODULES = [
     "biotag.commands.linking",
     "biotag.commands.batch",
     "biotag.commands.pretrain",
+    "biotag.commands.bench",
 ]
 
 
