@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator, Optional
+from contextlib import contextmanager
+from typing import Iterator, List, Optional
 
 import typer
 
@@ -29,6 +30,52 @@ def calibration_sentences(path: Path, limit: int) -> list[list[str]]:
     return out
 
 
+@contextmanager
+def _compressed(model: Path, keep: Optional[Path], *, heads, ffn, layers, sparsity, vocab, vocab_text, importance) -> Iterator[Path]:
+    """The model directory to export: ``model`` itself, or a compressed copy (in ``keep``
+    or a temporary folder) after layer/head/FFN pruning, vocabulary pruning and sparsity."""
+    import tempfile
+
+    from biotag.errors import InputError
+
+    if not (heads or ffn or layers.strip() or sparsity or vocab):
+        yield model
+        return
+    try:
+        drop = [int(x) for x in layers.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"--drop-layers takes layer numbers separated by commas, got {layers!r}", field="drop_layers") from None
+    with tempfile.TemporaryDirectory(prefix="biotag-compress-") as work:
+        source, step = model, 0
+
+        def target() -> Path:
+            nonlocal step
+            step += 1
+            return Path(work) / f"step{step}"
+
+        if heads or ffn or drop:
+            from biotag.compress.structured import prune_structured
+
+            source = prune_structured(source, target(), heads=heads, ffn=ffn, drop_layers=drop, word_lists=importance)
+        if vocab:
+            from biotag.compress.vocab import biomedical_texts, prune_vocabulary
+            from biotag.pretrain.data import read_text_file
+
+            texts = (d.text for f in vocab_text for d in read_text_file(f)) if vocab_text else biomedical_texts()
+            source = prune_vocabulary(source, target(), texts)
+        if sparsity:
+            from biotag.compress.sparsity import magnitude_prune
+
+            source = magnitude_prune(source, target(), sparsity=sparsity)
+        if keep is not None:
+            import shutil
+
+            if keep.exists():
+                raise InputError("exists; choose a new directory for --save-pytorch", path=str(keep), field="save_pytorch")
+            shutil.copytree(source, keep)
+        yield source
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def export(
@@ -40,6 +87,14 @@ def register(app: typer.Typer) -> None:
         calibration_sentences_count: int = typer.Option(256, "--calibration-sentences", min=1, help="Sentences of --calibration to use."),
         opset: int = typer.Option(17, help="ONNX opset."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model directory at --output."),
+        prune_heads: float = typer.Option(0.0, "--prune-heads", min=0.0, max=0.99, help="Share of attention heads to remove, least important first (BERT-style encoders)."),
+        prune_ffn: float = typer.Option(0.0, "--prune-ffn", min=0.0, max=0.99, help="Share of each layer's FFN neurons to remove."),
+        drop_layers: str = typer.Option("", "--drop-layers", help="Encoder layers to remove, e.g. 1,3,5."),
+        importance_text: Optional[Path] = typer.Option(None, "--importance-text", help="Documents whose activations rank heads/neurons (default: --calibration, else weight magnitude)."),
+        prune_vocab: bool = typer.Option(False, "--prune-vocab", help="Drop embedding rows of WordPiece tokens never seen in biomedical text."),
+        vocab_text: Optional[List[Path]] = typer.Option(None, "--vocab-text", help="Text for --prune-vocab (.jsonl/.txt, repeatable; default: shared PubMed abstracts outside test splits + NER training text)."),
+        sparsity: float = typer.Option(0.0, "--sparsity", min=0.0, max=0.99, help="Zero this share of the encoder's smallest weights (unstructured; measured not to speed up ONNX Runtime)."),
+        save_pytorch: Optional[Path] = typer.Option(None, "--save-pytorch", help="Also keep the compressed PyTorch model directory here (for fine-tuning or distillation)."),
     ) -> None:
         """Export a model (NER or relations) to ONNX (graph fusions, int8 quantization) for the fast CPU runtime."""
         from biotag.cli import _fail
@@ -54,9 +109,14 @@ def register(app: typer.Typer) -> None:
                 out = export_relation_model(model, output, quantize=quantize, optimize=optimize, opset=opset, overwrite=overwrite)
             else:
                 words = calibration_sentences(calibration, calibration_sentences_count) if calibration else None
-                out = export_onnx(
-                    model, output, quantize=quantize, optimize=optimize, calibration_words=words, opset=opset, overwrite=overwrite
-                )
+                options = dict(
+                    heads=prune_heads, ffn=prune_ffn, layers=drop_layers, sparsity=sparsity, vocab=prune_vocab, vocab_text=vocab_text,
+                    importance=calibration_sentences(importance_text, calibration_sentences_count) if importance_text else words,
+                )  # fmt: skip
+                with _compressed(model, save_pytorch, **options) as source:
+                    out = export_onnx(
+                        source, output, quantize=quantize, optimize=optimize, calibration_words=words, opset=opset, overwrite=overwrite
+                    )
         except BiotagError as error:
             _fail(error)
         size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())

@@ -140,7 +140,7 @@ class TokenClassifier(torch.nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "TokenClassifier":
         """Load a directory written by :meth:`save_pretrained`."""
-        from transformers import AutoModelForTokenClassification, AutoTokenizer
+        from transformers import AutoTokenizer
 
         directory = Path(directory)
         meta_path = directory / BIOTAG_FILE
@@ -151,8 +151,10 @@ class TokenClassifier(torch.nn.Module):
             schema = LabelSchema.from_dict(meta["schema"])
         except (ValueError, KeyError, TypeError) as error:
             raise InputError(f"unreadable model metadata: {error}", path=str(meta_path), field="schema") from None
+        from biotag.compress.structured import load_network  # a head-pruned model needs rebuilding
+
         with _quiet_transformers():
-            network = AutoModelForTokenClassification.from_pretrained(directory)
+            network = load_network(directory)
         tokenizer = AutoTokenizer.from_pretrained(directory)
         features = None
         if meta.get("features"):

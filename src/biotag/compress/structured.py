@@ -1,0 +1,245 @@
+"""Structured pruning of BERT-family biotag models: attention heads, FFN neurons, layers.
+
+Whole rows and columns leave the weight matrices, so the model really gets smaller and
+its matrix products shorter (unlike unstructured sparsity, see
+:mod:`biotag.compress.sparsity`). The result is an ordinary biotag model directory with
+the same label schema; it needs recovery training (fine-tuning or ``biotag distill``
+from the unpruned teacher) to win back F1.
+
+Importance (what is removed first):
+
+* with ``word_lists`` of typical text, *activation* importance: a head's mean norm of
+  its contribution to the attention output (its context vectors through its slice of
+  the output projection), a neuron's mean absolute activation times the norm of its
+  output weights, over the real tokens of those sentences;
+* without, *magnitude*: a head's ``‖W_V,h‖·‖W_O,h‖``, a neuron's ``‖w_in‖·‖w_out‖``.
+
+Heads are ranked over all layers at once (at least one stays per layer); FFN neurons
+are removed in the same number from every layer, because Hugging Face configs hold one
+``intermediate_size``. Layers are dropped by index. A head-pruned model no longer fits a
+stock transformers config (the head width is ``hidden / heads``), so its config records
+the removed heads as ``biotag_pruned_heads`` and :func:`load_network` rebuilds it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from biotag.errors import InputError
+
+PRUNED_HEADS = "biotag_pruned_heads"  # config.json: {layer: [original head indices removed]}
+WEIGHT_FILE = "model.safetensors"
+
+
+# -- loading -----------------------------------------------------------------------------
+def load_network(directory: str | Path):
+    """The token-classification network of a model directory, head-pruned or not."""
+    from transformers import AutoConfig, AutoModelForTokenClassification
+
+    directory = Path(directory)
+    config = AutoConfig.from_pretrained(directory)
+    removed = getattr(config, PRUNED_HEADS, None)
+    if not removed:
+        return AutoModelForTokenClassification.from_pretrained(directory)
+    from safetensors.torch import load_file
+
+    network = AutoModelForTokenClassification.from_config(config)
+    layers = _layers(network)
+    for layer, heads in removed.items():
+        _remove_heads(layers[int(layer)].attention, sorted(heads))  # the fresh module has every head
+    if not (directory / WEIGHT_FILE).is_file():
+        raise InputError(f"a head-pruned model needs {WEIGHT_FILE}", path=str(directory), field="model")
+    state = load_file(str(directory / WEIGHT_FILE))
+    missing, unexpected = network.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("position_ids")]
+    if missing or unexpected:
+        raise InputError(f"weights do not fit the pruned model (missing {missing[:3]}, unexpected {unexpected[:3]})", path=str(directory))
+    return network.eval()
+
+
+# -- pruning -------------------------------------------------------------------------------
+def prune_structured(
+    model_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    heads: float = 0.0,
+    ffn: float = 0.0,
+    drop_layers: Sequence[int] = (),
+    word_lists: Sequence[Sequence[str]] | None = None,
+) -> Path:
+    """Write a pruned copy of ``model_dir`` to ``out_dir``: ``drop_layers`` (indices) go
+    first, then the share ``heads`` of all attention heads and the share ``ffn`` of each
+    layer's FFN neurons with the lowest importance (activation importance on
+    ``word_lists`` when given, else weight magnitude)."""
+    from biotag.models.token_classifier import TokenClassifier
+
+    for name, share in (("heads", heads), ("ffn", ffn)):
+        if not 0.0 <= share < 1.0:
+            raise InputError(f"{name} must be a share in [0, 1), got {share}", field=name)
+    model = TokenClassifier.from_pretrained(model_dir)
+    network = model.network
+    layers = _layers(network)
+    config = network.config
+    drop = sorted(set(drop_layers))
+    if any(not 0 <= i < len(layers) for i in drop) or len(drop) >= len(layers):
+        raise InputError(f"drop_layers {drop} must name some, not all, of layers 0..{len(layers) - 1}", field="drop_layers")
+    summary: dict[str, Any] = {"method": "structured pruning", "importance": "activation" if word_lists else "magnitude"}
+    removed = {int(k): set(v) for k, v in (getattr(config, PRUNED_HEADS, None) or {}).items()}
+    if drop:
+        keep = [i for i in range(len(layers)) if i not in drop]
+        _encoder(network).layer = torch.nn.ModuleList([layers[i] for i in keep])
+        config.num_hidden_layers = len(keep)
+        removed = {new: removed[old] for new, old in enumerate(keep) if old in removed}
+        summary["dropped_layers"] = drop
+        layers = _layers(network)
+    if heads or ffn:
+        head_scores, neuron_scores = _importance(model, word_lists)
+        if heads:
+            plan = _heads_to_remove(head_scores, heads)
+            for i, local in plan.items():
+                attention = layers[i].attention
+                original = _remaining_heads(config.num_attention_heads, removed.get(i, set()))
+                removed.setdefault(i, set()).update(original[h] for h in local)
+                _remove_heads(attention, local)
+            summary["removed_heads"] = {str(i): len(v) for i, v in plan.items() if v}
+        if ffn:
+            width = layers[0].intermediate.dense.out_features
+            keep_n = max(1, int(round(width * (1 - ffn))))
+            for layer, scores in zip(layers, neuron_scores):
+                _keep_neurons(layer, np.sort(np.argsort(-scores, kind="stable")[:keep_n]))
+            config.intermediate_size = keep_n
+            summary["intermediate_size"] = [width, keep_n]
+    if removed and any(removed.values()):
+        setattr(config, PRUNED_HEADS, {str(i): sorted(v) for i, v in sorted(removed.items()) if v})
+    summary["parameters"] = sum(p.numel() for p in network.parameters())
+    card = {**model.card, "compression": [*model.card.get("compression", []), summary]}
+    return model.save_pretrained(Path(out_dir), card=card)
+
+
+def _encoder(network):
+    base = network.base_model
+    encoder = getattr(base, "encoder", None)
+    if encoder is None or not hasattr(encoder, "layer") or not hasattr(encoder.layer[0].attention, "self"):
+        raise InputError(
+            f"structured pruning supports BERT-style encoders (BERT, MiniLM), not {network.config.model_type}", field="model"
+        )
+    return encoder
+
+
+def _layers(network) -> torch.nn.ModuleList:
+    return _encoder(network).layer
+
+
+def _remaining_heads(total: int, removed: set[int]) -> list[int]:
+    return [h for h in range(total) if h not in removed]
+
+
+def _slice_linear(linear: torch.nn.Linear, index: torch.Tensor, dim: int) -> torch.nn.Linear:
+    weight = linear.weight.detach().index_select(dim, index).clone()
+    bias = linear.bias.detach().clone() if linear.bias is not None else None
+    if dim == 0 and bias is not None:
+        bias = bias.index_select(0, index)
+    out = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+    out.weight.data.copy_(weight)
+    if bias is not None:
+        out.bias.data.copy_(bias)
+    return out
+
+
+def _remove_heads(attention, heads: Sequence[int]) -> None:
+    """Remove ``heads`` (indices among the module's current heads) from one BertAttention."""
+    self_attention = attention.self
+    size, count = self_attention.attention_head_size, self_attention.num_attention_heads
+    gone = set(heads)
+    keep = [h for h in range(count) if h not in gone]
+    if not keep:
+        raise InputError("cannot remove every head of a layer; drop the layer instead", field="heads")
+    index = torch.cat([torch.arange(h * size, (h + 1) * size) for h in keep])
+    for name in ("query", "key", "value"):
+        setattr(self_attention, name, _slice_linear(getattr(self_attention, name), index, 0))
+    attention.output.dense = _slice_linear(attention.output.dense, index, 1)
+    self_attention.num_attention_heads = len(keep)
+    self_attention.all_head_size = len(keep) * size
+
+
+def _keep_neurons(layer, keep: np.ndarray) -> None:
+    index = torch.from_numpy(keep.astype(np.int64))
+    layer.intermediate.dense = _slice_linear(layer.intermediate.dense, index, 0)
+    layer.output.dense = _slice_linear(layer.output.dense, index, 1)
+
+
+def _heads_to_remove(scores: list[np.ndarray], share: float) -> dict[int, list[int]]:
+    """The globally least important heads (scores normalised per layer, as in Michel et
+    al. 2019, so that layers with larger activations do not keep all their heads), at
+    least one head left in each layer."""
+    total = sum(len(s) for s in scores)
+    target = int(math.floor(total * share))
+    ranked = sorted(
+        ((float(s[h] / (np.linalg.norm(s) or 1.0)), i, h) for i, s in enumerate(scores) for h in range(len(s))),
+    )
+    left = {i: len(s) for i, s in enumerate(scores)}
+    plan: dict[int, list[int]] = {i: [] for i in range(len(scores))}
+    for _, i, h in ranked:
+        if target == 0:
+            break
+        if left[i] > 1:
+            plan[i].append(h)
+            left[i] -= 1
+            target -= 1
+    return {i: sorted(v) for i, v in plan.items()}
+
+
+@torch.inference_mode()
+def _importance(model, word_lists: Sequence[Sequence[str]] | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per layer: head scores ``[heads]`` and FFN neuron scores ``[intermediate]``."""
+    layers = _layers(model.network)
+    if not word_lists:
+        heads, neurons = [], []
+        for layer in layers:
+            attention = layer.attention
+            size = attention.self.attention_head_size
+            value = attention.self.value.weight.reshape(-1, size, attention.self.value.weight.shape[1])
+            out = attention.output.dense.weight.reshape(attention.output.dense.weight.shape[0], -1, size)
+            heads.append((value.flatten(1).norm(dim=1) * out.transpose(0, 1).flatten(1).norm(dim=1)).numpy())
+            neurons.append((layer.intermediate.dense.weight.norm(dim=1) * layer.output.dense.weight.norm(dim=0)).numpy())
+        return heads, neurons
+    head_sums = [torch.zeros(layer.attention.self.num_attention_heads) for layer in layers]
+    neuron_sums = [torch.zeros(layer.intermediate.dense.out_features) for layer in layers]
+    mask_holder: dict[str, torch.Tensor] = {}
+    hooks = []
+
+    def real(x: torch.Tensor) -> torch.Tensor:  # [batch, seq, width] -> [real tokens, width]
+        return x[mask_holder["mask"]]
+
+    for i, layer in enumerate(layers):
+        attention = layer.attention
+        size = attention.self.attention_head_size
+
+        def on_context(module, args, i=i, size=size):
+            context = real(args[0])  # [n, heads * size]
+            weight = module.weight.reshape(module.weight.shape[0], -1, size)  # [hidden, heads, size]
+            contribution = torch.einsum("nhd,ohd->nho", context.reshape(context.shape[0], -1, size), weight)
+            head_sums[i] += contribution.norm(dim=-1).sum(0)
+
+        def on_ffn(module, args, i=i):
+            neuron_sums[i] += real(args[0]).abs().sum(0) * module.weight.norm(dim=0)
+
+        hooks.append(attention.output.dense.register_forward_pre_hook(on_context))
+        hooks.append(layer.output.dense.register_forward_pre_hook(on_ffn))
+    model.eval()
+    try:
+        encoding = model.encoder.encode([list(w) for w in word_lists])
+        windows = sorted(encoding.windows, key=len)
+        for start in range(0, len(windows), 16):
+            batch = model.encoder.collate(windows[start : start + 16])
+            mask_holder["mask"] = torch.from_numpy(batch.attention_mask).bool()
+            model.network(input_ids=torch.from_numpy(batch.input_ids), attention_mask=torch.from_numpy(batch.attention_mask))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [s.numpy() for s in head_sums], [s.numpy() for s in neuron_sums]
