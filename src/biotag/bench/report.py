@@ -80,15 +80,21 @@ def plot(results: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
 
     ok = [r for r in results if "error" not in r]
     with_f1 = any(mean_f1(r) is not None for r in ok)
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
-    for r in ok:
+    from matplotlib.ticker import FuncFormatter
+
+    fig, ax = plt.subplots(figsize=(10, 5), dpi=110)
+    for number, r in enumerate(ok, 1):
         y = mean_f1(r) if with_f1 else r["size_mb"]
         if y is None:
             continue
         marker = "s" if r["kind"] == "hf" else ("o" if r["backend"] == "onnx" else "^")
-        ax.scatter(r["tokens_per_s"], y, marker=marker, s=50)
-        ax.annotate(r["name"], (r["tokens_per_s"], y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+        ax.scatter(r["tokens_per_s"], y, marker=marker, s=50, label=f"{number}. {r['name']}")
+        # numbers beside the points, names in the legend: names of close points would overlap
+        ax.annotate(str(number), (r["tokens_per_s"], y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}k"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}k" if str(int(x))[0] in "25" else ""))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_xlabel("WordPiece tokens/s, text in, entities out (log scale)")
     ax.set_ylabel("mean F1 (%) over the evaluated corpora" if with_f1 else "model size (MB)")
     ax.set_title(title, fontsize=9)
