@@ -53,7 +53,7 @@ def _fmt(value: Any, digits: int = 0) -> str:
 
 def markdown_table(results: Sequence[dict[str, Any]], corpora: Sequence[str]) -> str:
     head = ["configuration", "size (MB)", "tokens/s", "docs/s", "p50 (ms)", "p95 (ms)", "peak RSS (MB)"]
-    head += [f"F1 {c}" for c in corpora] + ["speed ×", "RSS ×", "size ×"]
+    head += [f"F1 {c}" for c in corpora] + ["speed ×", "RSS ×", "size ×", "load 1m"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for r in results:
         if "error" in r:
@@ -66,6 +66,8 @@ def markdown_table(results: Sequence[dict[str, Any]], corpora: Sequence[str]) ->
         ]  # fmt: skip
         cells += [_fmt((r.get("f1") or {}).get(c), 2) for c in corpora]
         cells += [_fmt(ratios.get(k), 2) for k in ("tokens_per_s", "peak_rss", "size")]
+        load = r.get("load_1m")
+        cells.append(f"{load[0]:.1f}→{load[1]:.1f}" if load else "–")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -134,7 +136,8 @@ def section(results: list[dict[str, Any]], meta: dict[str, Any], image: str) -> 
         lines.append(f"- F1: strict micro F1 (%) on the {meta['eval_split']} split, each corpus on the types it annotates")
     reference = next((r.get("reference") for r in results if r.get("reference")), None)
     if reference:
-        lines.append(f"- ×: ratio against `{reference}` measured in the same run")
+        lines.append(f"- ×: ratio against `{reference}` measured in the same run; load 1m: the machine's 1-minute load "
+                     "average before → after each configuration (above the inference threads: other work was running)")
     lines += ["", markdown_table(results, corpora), f"![F1 against tokens/s]({image})", ""]
     return "\n".join(lines)
 

@@ -181,6 +181,7 @@ def run_all(
         spec_file.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
         result_file.unlink(missing_ok=True)
         log.info("measuring %s", config.name)
+        load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         started = time.perf_counter()
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
         with open(log_file, "w", encoding="utf-8") as log_handle:
@@ -199,6 +200,8 @@ def run_all(
             entry["error"] = f"worker exit {code}: " + " | ".join(tail)
             log.error("%s failed: %s", config.name, entry["error"])
         entry["wall_s"] = round(time.perf_counter() - started, 1)
+        # other work on the machine shows here: compare only configurations measured alike
+        entry["load_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)] if load_before is not None else None
         results.append(entry)
     add_ratios(results)
     return results
