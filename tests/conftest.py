@@ -4,6 +4,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# Linking indexes are built on first use when dictionaries are found (../shared/data
+# here): never as a side effect of a test run; tests of that build switch it on.
+os.environ.setdefault("BIOTAG_AUTO_INDEX", "0")
 
 
 def _shared_data() -> Path:

@@ -431,7 +431,8 @@ def open_indexes(index_dir: str | Path | None = None, names: Iterable[str] | Non
         what = f"no index {', '.join(map(repr, missing))}" if missing else "no linking indexes"
         raise InputError(
             f"{what} in {root}; build them with `biotag build-index --ontology all` "
-            "(or set BIOTAG_INDEXES to the folder holding them)",
+            "(`--source DIR` for dictionaries outside $BIOTAG_DATA/dictionaries; see docs/linking.md) "
+            "or set BIOTAG_INDEXES to the folder holding them",
             path=str(root),
             field="indexes",
         )

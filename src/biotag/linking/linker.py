@@ -50,7 +50,7 @@ from biotag.linking.candidates import Candidate, Reranker
 from biotag.linking.index import OntologyIndex, open_indexes
 from biotag.linking.normalize import loose_key, loose_tokens, normalize
 from biotag.linking.ontology import split_curie
-from biotag.linking.sources import is_default
+from biotag.linking.sources import build_on_first_use, is_default
 
 VARIANT_SCORE = 0.95
 SYNONYM_SCORE = 0.9
@@ -89,8 +89,10 @@ class Linker:
     """Links mentions with the indexes of ``index_dir`` (default
     :func:`~biotag.linking.index.default_index_dir`); ``ontologies`` picks some of them
     by name, else the default ones are used (one vocabulary per type, see
-    :mod:`biotag.linking.sources`, and every user ontology). Raises an
-    :class:`~biotag.errors.InputError` when there are none."""
+    :mod:`biotag.linking.sources`, and every user ontology). With neither given and
+    no index in the default folder, the default indexes are built first when the
+    dictionaries can be found (:func:`~biotag.linking.sources.build_on_first_use`).
+    Raises an :class:`~biotag.errors.InputError` when there are none."""
 
     def __init__(
         self,
@@ -104,6 +106,9 @@ class Linker:
         overwrite: bool = False,
         cache_size: int = 200_000,
     ) -> None:
+        if index_dir is None and ontologies is None:
+            # a fresh machine: the default indexes are built from the dictionaries once
+            build_on_first_use()
         self.indexes: list[OntologyIndex] = open_indexes(index_dir, ontologies)
         if ontologies is None:
             self.indexes = [index for index in self.indexes if is_default(index.name)] or self.indexes

@@ -37,7 +37,10 @@ BioRED's DiseaseOrPhenotypicFeature. Gene concepts of the ``biological-region`` 
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -45,11 +48,13 @@ from typing import Callable, Iterable, Iterator
 from biotag import paths
 from biotag.entity_types import CELL_LINE, CELL_TYPE, CHEMICAL, DISEASE, GENE, SPECIES
 from biotag.errors import FormatError, InputError
-from biotag.linking.index import IndexInfo, build_index, read_info
+from biotag.linking.index import IndexInfo, build_index, default_index_dir, list_indexes, read_info
 from biotag.linking.normalize import plural
 from biotag.linking.ontology import Concept, numbered_lines, read_obo, read_ontology_file, read_tsv, split_list
 
 ANATOMY = "anatomy"
+AUTO_INDEX_ENV = "BIOTAG_AUTO_INDEX"  # "0" stops the first-use build (build_on_first_use)
+log = logging.getLogger("biotag.linking")
 Parser = Callable[[list[Path]], Iterable[Concept]]
 
 
@@ -325,6 +330,51 @@ def add_ontology(
     return read_info(build_index(name, concepts, out_dir, types=types, priority=priority, description=f"user ontology from {Path(path).name}", sources=[path]))
 
 
+def build_on_first_use(out_dir: str | Path | None = None, root: str | Path | None = None) -> list[IndexInfo]:
+    """Build the default dictionaries' indexes (:func:`is_default`) when the index
+    folder (default :func:`~biotag.linking.index.default_index_dir`) holds none yet and
+    the dictionaries are found under ``root`` (default :func:`dictionaries_root`): what
+    makes ``biotag annotate`` link on a fresh machine without a separate
+    ``biotag build-index``. Dictionaries whose files are missing are left out (the log
+    names them). Nothing happens when ``$BIOTAG_AUTO_INDEX`` is ``0``; concurrent
+    processes build once (a lock file in the index folder)."""
+    if os.environ.get(AUTO_INDEX_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+        return []
+    out = Path(out_dir) if out_dir is not None else default_index_dir()
+    base = Path(root) if root is not None else dictionaries_root()
+    if list_indexes(out) or not base.is_dir():
+        return []
+    wanted = [s for s in SOURCES.values() if s.default]
+    found = [s for s in wanted if all((base / f).is_file() for f in s.files)]
+    if not found:
+        return []
+    out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out / ".first-use-build.lock"):
+        if list_indexes(out):  # another process built them while this one waited
+            return []
+        skipped = [s.name for s in wanted if s not in found]
+        log.warning(
+            "building the linking indexes on first use: %s from %s into %s (once; about a minute for all)%s",
+            ", ".join(s.name for s in found), base, out, f"; no files for {', '.join(skipped)}" if skipped else "",
+        )
+        return [read_info(s.build(base, out)) for s in found]
+
+
+@contextmanager
+def _exclusive(path: Path):
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; index builds still rename into place atomically
+        yield
+        return
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def is_default(index_name: str) -> bool:
     """Whether a Linker not told which ontologies to use links with this index (a
     user's own ontology always counts)."""
@@ -339,4 +389,4 @@ def get_source(name: str) -> Source:
     return source
 
 
-__all__ = ["ANATOMY", "SOURCES", "Source", "add_ontology", "build_sources", "dictionaries_root", "get_source", "is_default", "read_ctd_diseases", "read_gene_info", "read_medic_2012", "read_mesh", "read_rgd", "read_taxonomy"]
+__all__ = ["ANATOMY", "AUTO_INDEX_ENV", "SOURCES", "Source", "add_ontology", "build_on_first_use", "build_sources", "dictionaries_root", "get_source", "is_default", "read_ctd_diseases", "read_gene_info", "read_medic_2012", "read_mesh", "read_rgd", "read_taxonomy"]
