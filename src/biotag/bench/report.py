@@ -130,7 +130,7 @@ def section(results: list[dict[str, Any]], meta: dict[str, Any], image: str) -> 
         f"{meta['threads']} inference threads; 1-min load average {meta['load_before']} before, {meta['load_after']} after",
         f"- Speed: WordPiece tokens (the model's own tokenizer, no special tokens) per second of text in, entities out, "
         f"after a warm-up; p50/p95: one document per call over the first {meta['latency_docs']} documents; "
-        f"peak RSS of the configuration's own process; size: the weights file",
+        f"peak RSS of the configuration's own process over loading and annotating (before F1); size: the weights file",
     ]
     if corpora:
         lines.append(f"- F1: strict micro F1 (%) on the {meta['eval_split']} split, each corpus on the types it annotates")
