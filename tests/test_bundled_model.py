@@ -66,3 +66,22 @@ def test_nested_gene_and_disease_on_the_ncbi_disease_test_corpus(annotator, shar
     predicted = annotator(doc.text)
     for entity in gold:
         _assert_gene_nested_in_disease(predicted, entity.spans[0].start, entity.spans[-1].end)
+
+
+def test_a_list_of_texts_and_documents_is_annotated_in_order(annotator):
+    from biotag.document import Document
+
+    texts = ["Aspirin reduced the risk of stroke.", "BRCA1 mutations cause breast cancer."]
+    docs = annotator([texts[0], Document(id="mine", text=texts[1])])
+    assert [d.id for d in docs] == ["text-0", "mine"]
+    assert [d.text for d in docs] == texts
+    assert all(d.entities for d in docs)
+    assert [d.id for d in annotator.pipe(iter(texts))] == ["text-0", "text-1"]
+
+
+def test_a_list_with_something_else_is_refused_with_its_position(annotator):
+    from biotag.errors import InputError
+
+    with pytest.raises(InputError, match="expected a string or a Document, got int") as error:
+        annotator(["a text", 42])
+    assert "#1" in str(error.value)

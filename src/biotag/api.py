@@ -67,7 +67,7 @@ def load_predictor(path: str | os.PathLike | None = None, *, threads: int | None
 
 
 class Annotator:
-    """Callable over a string, a Document or an iterable of Documents: runs a
+    """Callable over a string, a Document or an iterable of strings/Documents: runs a
     :class:`~biotag.pipeline.Pipeline` (by default sentences, NER, linking where
     available, abbreviations). A document that fails in a step is returned with the
     error in ``doc.errors``; the others are unaffected."""
@@ -89,7 +89,7 @@ class Annotator:
     @overload
     def __call__(self, item: str | Document) -> Document: ...
     @overload
-    def __call__(self, item: Iterable[Document]) -> list[Document]: ...
+    def __call__(self, item: Iterable[str | Document]) -> list[Document]: ...
 
     def __call__(self, item):
         if isinstance(item, str):
@@ -97,15 +97,26 @@ class Annotator:
         if isinstance(item, Document):
             (doc,), _ = self.pipeline.process_batch([item])
             return doc
-        return list(self.pipeline.pipe(item))
+        return list(self.pipe(item))
 
-    def pipe(self, docs: Iterable[Document]) -> Iterator[Document]:
-        """Stream annotated documents (constant memory for any input size)."""
-        return self.pipeline.pipe(docs)
+    def pipe(self, docs: Iterable[str | Document]) -> Iterator[Document]:
+        """Stream annotated documents (constant memory for any input size); a string
+        becomes a Document with id ``text-<position>``."""
+        return self.pipeline.pipe(_as_document(item, position) for position, item in enumerate(docs))
 
     def stats(self) -> dict[str, dict]:
         """Per-step timing (see :meth:`biotag.pipeline.Pipeline.stats`)."""
         return self.pipeline.stats()
+
+
+def _as_document(item: str | Document, position: int) -> Document:
+    if isinstance(item, Document):
+        return item
+    if isinstance(item, str):
+        return Document(id=f"text-{position}", text=item)
+    raise InputError(
+        f"expected a string or a Document, got {type(item).__name__}", document=f"#{position}", field="item"
+    )
 
 
 def load(
