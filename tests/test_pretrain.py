@@ -204,6 +204,13 @@ def test_config_errors_name_the_setting(tmp_path):
     with pytest.raises(InputError) as error:
         PretrainConfig.from_dict({"encoder": "x", "output_dir": "y", "learning_rate": 1})
     assert error.value.field == "learning_rate"
+    with pytest.raises(InputError) as error:  # true is an int to Python, not a batch size
+        PretrainConfig.from_dict({"encoder": "x", "output_dir": "y", "batch_size": True})
+    assert error.value.field == "batch_size"
+    with pytest.raises(InputError) as error:
+        PretrainConfig.from_dict({"encoder": "x", "output_dir": "y", "max_minutes": 0})
+    assert error.value.field == "max_minutes" and "(0, inf) or null" in str(error.value)
+    assert PretrainConfig.from_dict({"encoder": "x", "output_dir": "y", "max_minutes": None}).max_minutes is None
 
 
 def test_cli_pretrain(tiny, tmp_path):

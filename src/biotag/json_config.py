@@ -3,18 +3,23 @@
 Every trainer (NER, relations, pretraining, ...) is driven by one dataclass that must be
 written next to its run, read back from a hand-written file with errors naming the file and
 the setting, and compared with a checkpoint's config on resume. :class:`JsonConfig` gives a
-dataclass all of that; a subclass names its ``REQUIRED`` settings."""
+dataclass all of that; a subclass names its ``REQUIRED`` settings, and its ``__post_init__``
+checks values with :meth:`JsonConfig._require_int` and :meth:`JsonConfig._require_in`, so
+every config words the same mistake the same way."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from biotag.errors import FormatError, InputError
 
 C = TypeVar("C", bound="JsonConfig")
+
+_INTEGER_KINDS = {0: "a non-negative integer", 1: "a positive integer"}
 
 
 class JsonConfig:
@@ -75,3 +80,29 @@ class JsonConfig:
         ignore = self.RESULT_NEUTRAL if ignore is None else ignore
         a, b = self.to_dict(), other.to_dict()
         return [k for k in a if k not in ignore and a[k] != b.get(k)]
+
+    # -- validation helpers for __post_init__ ------------------------------------------
+    def _require_int(self, *names: str, minimum: int, optional: bool = False) -> None:
+        """Each named setting is an integer >= ``minimum`` (or, with ``optional``, null)."""
+        kind = _INTEGER_KINDS.get(minimum, f"an integer >= {minimum}") + (" or null" if optional else "")
+        for name in names:
+            value = getattr(self, name)
+            if optional and value is None:
+                continue
+            # bool is an int subclass, but true for "epochs" is a mistake, not 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise InputError(f"must be {kind}, got {value!r}", field=name)
+
+    def _require_in(self, name: str, interval: str, *, optional: bool = False) -> None:
+        """The setting is a number in ``interval``, written as in mathematics: ``"[0, 1)"``,
+        ``"(0, inf)"`` (with ``optional``, null is accepted too)."""
+        value = getattr(self, name)
+        if optional and value is None:
+            return
+        low_bracket, high_bracket = interval[0], interval[-1]
+        low, high = (float(bound) for bound in interval[1:-1].split(","))
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+        if ok:
+            ok = (value >= low if low_bracket == "[" else value > low) and (value <= high if high_bracket == "]" else value < high)
+        if not ok:
+            raise InputError(f"must be a number in {interval}{' or null' if optional else ''}, got {value!r}", field=name)

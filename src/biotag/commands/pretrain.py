@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shlex
-import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -57,7 +55,7 @@ def register(app: typer.Typer) -> None:
                 cfg = PretrainConfig.from_dict({**cfg.to_dict(), **options})
             else:
                 cfg = PretrainConfig.from_dict(options)
-            encoder_dir = run(cfg, resume=resume, command="biotag pretrain " + shlex.join(sys.argv[2:]))
+            encoder_dir = run(cfg, resume=resume)
         except BiotagError as error:
             _fail(error)
         summary = json.loads((encoder_dir.parent / "summary.json").read_text(encoding="utf-8"))

@@ -12,6 +12,11 @@
                    stops the run, removed when it reaches ``max_steps``);
 * ``config.json``, ``summary.json``.
 
+The run folder, checkpoint and resume protocol are the fine-tuning trainers' own
+(:func:`biotag.training.run.run_training` and :class:`~biotag.training.run.CheckpointedRun`);
+a run stopped by ``max_minutes`` writes ``"finished": false`` in its summary, so
+``resume`` continues it.
+
 The run has two phases. The encoders here ship without an MLM head, so the first
 ``head_warmup_steps`` train only a new head (the encoder, and the tied output embedding,
 frozen): the held-back perplexity after them is the *before* number, what the general
@@ -27,9 +32,8 @@ import json
 import logging
 import math
 import os
-import platform
 import time
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,53 +44,30 @@ from biotag.errors import InputError
 from biotag.paths import find_encoder
 from biotag.pretrain.config import PretrainConfig
 from biotag.pretrain.data import IGNORE, Batcher, Chunks, chunk_documents, is_heldout, read_text_file, shared_texts, unique
-from biotag.training.checkpoint import CHECKPOINT_DIR, STATE_FILE, existing_dir, remove_dir, replacing_dir, restore_rng_states, rng_states
-from biotag.training.trainer import seed_everything
+from biotag.training.checkpoint import CHECKPOINT_DIR, remove_dir, replacing_dir
+from biotag.training.run import SUMMARY_FILE, CheckpointedRun, run_facts, run_training
+from biotag.training.trainer import _command_line, seed_everything
 
 log = logging.getLogger(__name__)
 
 ENCODER_DIR = "encoder"
 DATA_DIR = "data"
-LOG_FILE = "log.jsonl"
-SUMMARY_FILE = "summary.json"
 CARD_FILE = "pretrain.json"
 
 
-def pretrain(config: PretrainConfig, resume: bool = False, *, command: str = "") -> Path:
+def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
     """Run (or with ``resume`` continue) the pretraining ``config`` describes; returns the
     encoder directory."""
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    summary_path = out / SUMMARY_FILE
-    if resume and summary_path.is_file() and json.loads(summary_path.read_text()).get("finished"):
-        log.info("%s already finished; nothing to resume", out)
-        return out / ENCODER_DIR
-    torch.set_num_threads(config.threads or os.cpu_count() or 1)
-    checkpoint = _load_checkpoint(out) if resume else None
-    if checkpoint is not None:
-        changed = PretrainConfig.from_dict(checkpoint["config"]).differences(config)
-        if changed:
-            raise InputError(
-                f"the config differs from the checkpointed run's in {', '.join(changed)}; resume with the same config",
-                path=str(out / CHECKPOINT_DIR),
-                field=changed[0],
-            )
-    elif resume:
-        log.warning("no checkpoint in %s: starting from scratch", out)
-    run = Pretrainer(config, fresh=checkpoint is None, command=command)
-    if checkpoint is not None:
-        run.restore(checkpoint)
-    return run.run()
+    return run_training(config, resume, Pretrainer, threads=config.threads or os.cpu_count() or 1)
 
 
-def _load_checkpoint(out: Path) -> dict | None:
-    folder = existing_dir(out / CHECKPOINT_DIR)
-    if folder is None:
-        return None
-    try:  # our own file: it holds NumPy random states, not only tensors
-        return torch.load(folder / STATE_FILE, map_location="cpu", weights_only=False)
-    except Exception as error:  # torch raises assorted types for a damaged file
-        raise InputError(f"cannot read the checkpoint: {error}", path=str(folder / STATE_FILE)) from None
+@dataclass
+class PretrainState:
+    """Where pretraining is: the batch number is the step (batches are a function of it)."""
+
+    step: int = 0
+    elapsed: float = 0.0  # training seconds, across restarts
+    evals: list[dict] = field(default_factory=list)  # held-back perplexity so far
 
 
 def mlm_head(model) -> torch.nn.Module | None:
@@ -111,44 +92,47 @@ def mlm_loss(model, batch: dict[str, np.ndarray], *, reduction: str = "mean") ->
     return F.cross_entropy(logits, labels[selected], reduction=reduction), int(selected.sum())
 
 
-class Pretrainer:
-    def __init__(self, config: PretrainConfig, *, fresh: bool, command: str = "") -> None:
-        from transformers import AutoModelForMaskedLM, AutoTokenizer
+class Pretrainer(CheckpointedRun):
+    RESULT_DIR = ENCODER_DIR
+    STATE_TYPE = PretrainState
+
+    def __init__(self, config: PretrainConfig) -> None:
+        from transformers import AutoModelForMaskedLM
 
         from biotag.models.token_classifier import _quiet_transformers
 
-        self.config, self.out, self.command = config, Path(config.output_dir), command
+        self.config, self.out = config, Path(config.output_dir)
         self.source = find_encoder(config.encoder)
         seed_everything(config.seed)  # the new MLM head's initial weights
         with _quiet_transformers():  # the MLM head missing from sentence-embedding checkpoints is expected
             self.model = AutoModelForMaskedLM.from_pretrained(self.source)
-        data = self.out / DATA_DIR
-        if fresh or not (data / "train.npz").is_file():
-            for name in (LOG_FILE, SUMMARY_FILE):
-                (self.out / name).unlink(missing_ok=True)
-            remove_dir(self.out / CHECKPOINT_DIR)
-            config.save(self.out / "config.json")
-            self._prepare(AutoTokenizer.from_pretrained(self.source), data)
-        self.tokenizer = AutoTokenizer.from_pretrained(data / "tokenizer")
-        if len(self.tokenizer) > self.model.get_input_embeddings().num_embeddings:
-            self.model.resize_token_embeddings(len(self.tokenizer), mean_resizing=False)  # rows come from the checkpoint
-        self.train_chunks = Chunks.load(data / "train.npz")
-        self.heldout = Chunks.load(data / "heldout.npz")
-        self.data_info = json.loads((data / "data.json").read_text(encoding="utf-8"))
-        if not len(self.train_chunks) or not len(self.heldout):
-            raise InputError("too little text: no training or held-back chunks", field="sources")
-        self.batcher = Batcher(self.tokenizer, self.model.get_input_embeddings().num_embeddings, config.mask_prob)
-        self.batches_per_epoch = max(1, len(self.train_chunks) // config.batch_size)
-        self.step, self.elapsed, self.evals = 0, 0.0, []
+        self.state = PretrainState()
         self.optimizer = self.scheduler = None
+
+    # -- run setup -------------------------------------------------------------------
+    def start_fresh(self) -> None:
+        self._clear_outputs()
+        self._prepare()
+        self._load_data()
         self._set_phase()
 
+    def restore(self, checkpoint: dict) -> None:
+        if not (self.out / DATA_DIR / "train.npz").is_file():
+            self._prepare()  # deterministic: the same text and tokenizer as before
+        self._load_data()
+        self.state = checkpoint["state"]
+        self._set_phase()  # the optimizer of the checkpoint's phase, to load its state into
+        super().restore(checkpoint)
+
     # -- data ------------------------------------------------------------------------
-    def _prepare(self, tokenizer, data: Path) -> None:
+    def _prepare(self) -> None:
         """Read, split, (extend the vocabulary,) tokenise and pack the text once."""
+        from transformers import AutoTokenizer
+
         from biotag.pretrain.vocab import extend_vocabulary, frequent_split_words
 
         c = self.config
+        tokenizer = AutoTokenizer.from_pretrained(self.source)
         docs = list(unique(self._documents()))
         train = [d.text for d in docs if not is_heldout(d.id, c.heldout_fraction)]
         heldout = [d.text for d in docs if is_heldout(d.id, c.heldout_fraction)]
@@ -156,7 +140,7 @@ class Pretrainer:
         if c.extend_vocab:
             added = frequent_split_words(tokenizer, train, limit=c.extend_vocab, min_count=c.min_word_count)
             tokenizer = extend_vocabulary(self.model, tokenizer, added)
-        with replacing_dir(data) as tmp:
+        with replacing_dir(self.out / DATA_DIR) as tmp:
             tokenizer.save_pretrained(tmp / "tokenizer")
             budget = c.max_length - 2  # special tokens around each chunk (one pair: BERT, MPNet)
             train_chunks = chunk_documents(tokenizer, train, budget)
@@ -176,6 +160,22 @@ class Pretrainer:
             }
             (tmp / "data.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
         log.info("pretraining text: %s", {k: v for k, v in info.items() if k != "added_words"})
+
+    def _load_data(self) -> None:
+        """The prepared tokenizer and chunks (the same on resume as in the first run)."""
+        from transformers import AutoTokenizer
+
+        c, data = self.config, self.out / DATA_DIR
+        self.tokenizer = AutoTokenizer.from_pretrained(data / "tokenizer")
+        if len(self.tokenizer) > self.model.get_input_embeddings().num_embeddings:
+            self.model.resize_token_embeddings(len(self.tokenizer), mean_resizing=False)  # rows come from the checkpoint
+        self.train_chunks = Chunks.load(data / "train.npz")
+        self.heldout = Chunks.load(data / "heldout.npz")
+        self.data_info = json.loads((data / "data.json").read_text(encoding="utf-8"))
+        if not len(self.train_chunks) or not len(self.heldout):
+            raise InputError("too little text: no training or held-back chunks", field="sources")
+        self.batcher = Batcher(self.tokenizer, self.model.get_input_embeddings().num_embeddings, c.mask_prob)
+        self.batches_per_epoch = max(1, len(self.train_chunks) // c.batch_size)
 
     def _documents(self):
         c = self.config
@@ -198,7 +198,7 @@ class Pretrainer:
     # -- phases --------------------------------------------------------------------------
     @property
     def phase(self) -> str:
-        return "head" if self.step < self.config.head_warmup_steps else "full"
+        return "head" if self.state.step < self.config.head_warmup_steps else "full"
 
     def _set_phase(self) -> None:
         from transformers import get_constant_schedule, get_linear_schedule_with_warmup
@@ -225,50 +225,6 @@ class Pretrainer:
     def total_steps(self) -> int:
         return self.config.head_warmup_steps + self.config.max_steps
 
-    # -- checkpoint --------------------------------------------------------------------
-    def restore(self, checkpoint: dict) -> None:
-        self.model.load_state_dict(checkpoint["model"])
-        self.step, self.elapsed, self.evals = checkpoint["step"], checkpoint["elapsed"], checkpoint["evals"]
-        self._set_phase()
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.scheduler.load_state_dict(checkpoint["scheduler"])
-        restore_rng_states(checkpoint["rng"])
-        self._truncate_log()
-        log.info("resuming at step %d (%s phase)", self.step, self.phase)
-
-    def _checkpoint(self) -> None:
-        with replacing_dir(self.out / CHECKPOINT_DIR) as tmp:
-            torch.save(
-                {
-                    "model": self.model.state_dict(),
-                    "optimizer": self.optimizer.state_dict(),
-                    "scheduler": self.scheduler.state_dict(),
-                    "step": self.step,
-                    "elapsed": self.elapsed,
-                    "evals": self.evals,
-                    "rng": rng_states(),
-                    "config": self.config.to_dict(),
-                },
-                tmp / STATE_FILE,
-            )
-            (tmp / "state.json").write_text(json.dumps({"step": self.step, "phase": self.phase}) + "\n", encoding="utf-8")
-
-    def _truncate_log(self) -> None:
-        path = self.out / LOG_FILE
-        if path.is_file():
-            kept = []
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    if json.loads(line).get("step", -1) <= self.step:
-                        kept.append(line + "\n")
-                except json.JSONDecodeError:  # a line cut short by the kill
-                    continue
-            path.write_text("".join(kept), encoding="utf-8")
-
-    def _log(self, record: dict) -> None:
-        with open(self.out / LOG_FILE, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-
     # -- evaluation --------------------------------------------------------------------
     def perplexity(self) -> dict[str, float]:
         """Masked-LM loss and perplexity on the first ``eval_sequences`` held-back chunks,
@@ -288,24 +244,24 @@ class Pretrainer:
         return {"loss": round(mean, 4), "perplexity": round(math.exp(mean), 3), "masked_subwords": count}
 
     def _evaluate(self, label: str) -> None:
-        result = {"event": "eval", "label": label, "step": self.step, "phase": self.phase, **self.perplexity()}
-        self.evals.append(result)
-        self._log(result)
-        log.info("held-back %s at step %d: perplexity %.2f", label, self.step, result["perplexity"])
+        result = {"event": "eval", "label": label, "step": self.state.step, "phase": self.phase, **self.perplexity()}
+        self.state.evals.append(result)
+        self._log_line(result)
+        log.info("held-back %s at step %d: perplexity %.2f", label, self.state.step, result["perplexity"])
 
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> Path:
-        c = self.config
-        if self.step == 0 and not self.evals:
+        c, st = self.config, self.state
+        if st.step == 0 and not st.evals:
             self._evaluate("initial" if c.head_warmup_steps else "before")
         started, stop = time.perf_counter(), "max_steps"
-        elapsed_before, tokens, loss_sum, loss_n, since = self.elapsed, 0, 0.0, 0, time.perf_counter()
+        elapsed_before, tokens, loss_sum, loss_n, since = st.elapsed, 0, 0.0, 0, time.perf_counter()
         self.model.train()
-        while self.step < self.total_steps:
+        while st.step < self.total_steps:
             if c.max_minutes is not None and time.perf_counter() - started > c.max_minutes * 60:
                 stop = "time"
                 break
-            batch = self._batch(self.step)
+            batch = self._batch(st.step)
             loss, _ = mlm_loss(self.model, batch)
             loss.backward()
             if c.max_grad_norm:
@@ -313,48 +269,49 @@ class Pretrainer:
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
-            self.step += 1
-            self.elapsed = elapsed_before + time.perf_counter() - started
+            st.step += 1
+            st.elapsed = elapsed_before + time.perf_counter() - started
             tokens += int(batch["attention_mask"].sum())
             loss_sum, loss_n = loss_sum + float(loss.detach()), loss_n + 1
-            if self.step % 10 == 0 or self.step == self.total_steps:
+            if st.step % 10 == 0 or st.step == self.total_steps:
                 seconds = time.perf_counter() - since
-                self._log({"event": "train", "step": self.step, "phase": self.phase if self.step < self.total_steps else "full",
-                           "loss": round(loss_sum / loss_n, 4), "lr": self.scheduler.get_last_lr()[0],
-                           "tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None})
+                self._log_line({"event": "train", "step": st.step, "phase": self.phase if st.step < self.total_steps else "full",
+                                "loss": round(loss_sum / loss_n, 4), "lr": self.scheduler.get_last_lr()[0],
+                                "tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None})
                 tokens, loss_sum, loss_n, since = 0, 0.0, 0, time.perf_counter()
-            if self.step == c.head_warmup_steps and c.head_warmup_steps:
+            if st.step == c.head_warmup_steps and c.head_warmup_steps:
                 self._evaluate("before")
                 self._set_phase()
                 self.model.train()
-            elif c.eval_every and self.step % c.eval_every == 0 and self.step > c.head_warmup_steps:
-                self._evaluate(f"step {self.step}")
+            elif c.eval_every and st.step % c.eval_every == 0 and st.step > c.head_warmup_steps:
+                self._evaluate(f"step {st.step}")
                 self.model.train()
-            if c.checkpoint_every and self.step % c.checkpoint_every == 0 and self.step < self.total_steps:
+            if c.checkpoint_every and st.step % c.checkpoint_every == 0 and st.step < self.total_steps:
                 self._checkpoint()
-        if not self.evals or self.evals[-1]["step"] != self.step:
+        if not st.evals or st.evals[-1]["step"] != st.step:
             self._evaluate("after")
-        return self._finish(stop)
+        return self._save_encoder(stop)
 
-    def _finish(self, stop: str) -> Path:
-        c = self.config
+    def _save_encoder(self, stop: str) -> Path:
+        """Write the encoder and the summary; a run stopped by its time budget keeps (and
+        refreshes) its checkpoint so that ``resume`` continues it."""
+        c, st = self.config, self.state
         finished = stop == "max_steps"
         card = {
             "base_encoder": str(c.encoder),
             "base_encoder_dir": str(self.source),
-            "steps": self.step,
-            "full_steps": max(0, self.step - c.head_warmup_steps),
+            "steps": st.step,
+            "full_steps": max(0, st.step - c.head_warmup_steps),
             "stop_reason": stop,
             "finished": finished,
-            "train_seconds": round(self.elapsed, 1),
-            "perplexity": {e["label"]: e["perplexity"] for e in self.evals},
-            "evals": self.evals,
+            "train_seconds": round(st.elapsed, 1),
+            "perplexity": {e["label"]: e["perplexity"] for e in st.evals},
+            "evals": st.evals,
             "data": {k: v for k, v in self.data_info.items() if k != "added_words"},
             "added_words": len(self.data_info.get("added_words", [])),
             "config": c.to_dict(),
-            "command": self.command,
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "hardware": f"{platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads",
+            "command": _command_line(),
+            **run_facts(),
         }
         with replacing_dir(self.out / ENCODER_DIR) as tmp:
             self.model.save_pretrained(tmp)

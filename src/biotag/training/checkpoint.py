@@ -6,9 +6,10 @@ removed. A process killed at any point leaves either ``<name>`` or ``<name>.old`
 complete, and :func:`existing_dir` finds whichever it is.
 
 The checkpoint (``<out>/checkpoint/state.pt``) holds everything the rest of a run
-depends on: model, optimizer and scheduler states, the loop position (epoch, batch
-index, step; the epoch's batch plan is recomputed from ``(seed, epoch)``), early-stopping
-state and the Python, NumPy and PyTorch random states (dropout draws from the latter).
+depends on: model, optimizer and scheduler states, the trainer's loop state (a dataclass:
+:class:`LoopState` for the fine-tuning trainers -- epoch, batch index, step, early
+stopping; the epoch's batch plan is recomputed from ``(seed, epoch)``), the config and the
+Python, NumPy and PyTorch random states (dropout draws from the latter).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, TypeVar
 
 import numpy as np
 import torch
@@ -28,6 +29,8 @@ from biotag.errors import InputError
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.pt"
+# what state.json, the checkpoint's summary for people, shows of the loop state
+READABLE_STATE = ("epoch", "position", "step", "best_f1", "best_step")
 
 
 @contextmanager
@@ -93,7 +96,12 @@ def restore_rng_states(states: dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
 
 
-def save_checkpoint(out: Path, *, model, optimizer, scheduler, state: LoopState, config: dict, plan_seed: list[int]) -> Path:
+S = TypeVar("S")
+
+
+def save_checkpoint(out: Path, *, model, optimizer, scheduler, state, config: dict, plan_seed: list[int] | None = None) -> Path:
+    """Write ``<out>/checkpoint`` atomically; ``state`` is the trainer's loop-state dataclass
+    (``plan_seed`` is stored for people reading the file; no trainer reads it back)."""
     final = out / CHECKPOINT_DIR
     with replacing_dir(final) as tmp:
         torch.save(
@@ -104,18 +112,18 @@ def save_checkpoint(out: Path, *, model, optimizer, scheduler, state: LoopState,
                 "state": asdict(state),
                 "rng": rng_states(),
                 "config": config,
-                "plan_seed": plan_seed,
+                **({"plan_seed": plan_seed} if plan_seed is not None else {}),
             },
             tmp / STATE_FILE,
         )
         # a readable summary for people; the trainer reads only state.pt
-        summary = {k: v for k, v in asdict(state).items() if k in ("epoch", "position", "step", "best_f1", "best_step")}
+        summary = {k: v for k, v in asdict(state).items() if k in READABLE_STATE}
         (tmp / "state.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return final
 
 
-def load_checkpoint(out: Path) -> dict[str, Any] | None:
-    """The checkpoint's contents, or None when the run has none."""
+def load_checkpoint(out: Path, state_type: type[S] = LoopState) -> dict[str, Any] | None:  # type: ignore[assignment]
+    """The checkpoint's contents (its ``"state"`` a ``state_type``), or None when the run has none."""
     folder = existing_dir(out / CHECKPOINT_DIR)
     if folder is None:
         return None
@@ -125,5 +133,5 @@ def load_checkpoint(out: Path) -> dict[str, Any] | None:
         data = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:  # torch raises assorted types for a damaged file
         raise InputError(f"cannot read the checkpoint: {error}", path=str(path)) from None
-    data["state"] = LoopState(**data["state"])
+    data["state"] = state_type(**data["state"])
     return data

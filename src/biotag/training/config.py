@@ -77,31 +77,17 @@ class TrainConfig(JsonConfig):
             self.types = [str(t) for t in self.types]
         if self.scheme not in SCHEMES:
             raise InputError(f"unknown tag scheme {self.scheme!r}; expected one of {SCHEMES}", field="scheme")
-        positive = ("epochs", "batch_size", "grad_accum", "max_length", "eval_batch_size")
-        for name in positive:
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise InputError(f"must be a positive integer, got {getattr(self, name)!r}", field=name)
-        for name in ("patience", "eval_every", "checkpoint_every", "seed"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise InputError(f"must be a non-negative integer, got {getattr(self, name)!r}", field=name)
-        for name in ("max_steps", "threads"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise InputError(f"must be a positive integer or null, got {value!r}", field=name)
-        if not self.lr > 0:
-            raise InputError(f"must be positive, got {self.lr!r}", field="lr")
-        if not 0 <= self.warmup_ratio < 1:
-            raise InputError(f"must be in [0, 1), got {self.warmup_ratio!r}", field="warmup_ratio")
-        if not 0 <= self.dropout < 1:
-            raise InputError(f"must be in [0, 1), got {self.dropout!r}", field="dropout")
-        if not self.temperature >= 0:
-            raise InputError(f"must be >= 0, got {self.temperature!r}", field="temperature")
+        self._require_int("epochs", "batch_size", "grad_accum", "max_length", "eval_batch_size", minimum=1)
+        self._require_int("patience", "eval_every", "checkpoint_every", "seed", minimum=0)
+        self._require_int("max_steps", "threads", minimum=1, optional=True)
+        self._require_in("lr", "(0, inf)")
+        for name in ("warmup_ratio", "dropout", "feature_dropout"):
+            self._require_in(name, "[0, 1)")
+        self._require_in("temperature", "[0, inf)")
         if not isinstance(self.dictionary_features, (bool, str)):
             raise InputError(f"must be true, false or a dictionary folder, got {self.dictionary_features!r}", field="dictionary_features")
         if not isinstance(self.shape_features, bool):
             raise InputError(f"must be true or false, got {self.shape_features!r}", field="shape_features")
-        if not 0 <= self.feature_dropout < 1:
-            raise InputError(f"must be in [0, 1), got {self.feature_dropout!r}", field="feature_dropout")
         if self.decoder not in ("greedy", "viterbi", "crf"):
             raise InputError(f"must be greedy, viterbi or crf, got {self.decoder!r}", field="decoder")
         rules = self.negative_evidence

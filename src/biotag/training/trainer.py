@@ -20,12 +20,10 @@ from __future__ import annotations
 import logging
 import math
 import os
-import platform
 import random
 import shlex
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
@@ -37,7 +35,7 @@ from biotag.errors import InputError
 from biotag.labels import LabelSchema
 from biotag.metrics import Report, score_spans
 from biotag.models.token_classifier import TokenClassifier
-from biotag.training.checkpoint import CHECKPOINT_DIR, LoopState, remove_dir, replacing_dir
+from biotag.training.checkpoint import LoopState, replacing_dir
 from biotag.training.config import TrainConfig
 from biotag.training.data import (
     AlignmentStats,
@@ -48,7 +46,7 @@ from biotag.training.data import (
     load_corpus,
     training_items,
 )
-from biotag.training.run import LOG_FILE, MODEL_DIR, SUMMARY_FILE, CheckpointedRun, run_training
+from biotag.training.run import MODEL_DIR, CheckpointedRun, run_facts, run_training
 
 log = logging.getLogger(__name__)
 
@@ -150,12 +148,7 @@ class Trainer(CheckpointedRun):
 
     # -- run setup --------------------------------------------------------------------
     def start_fresh(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        for name in (LOG_FILE, SUMMARY_FILE):
-            (self.out / name).unlink(missing_ok=True)
-        remove_dir(self.out / CHECKPOINT_DIR)
-        remove_dir(self.out / MODEL_DIR)
-        self.config.save(self.out / "config.json")
+        self._clear_outputs()
         data = {
             "event": "data",
             "corpora": self.corpus_sizes,
@@ -241,13 +234,7 @@ class Trainer(CheckpointedRun):
         st, c = self.state, self.config
         report = evaluate_examples(self.model, self.devel, c.eval_batch_size)
         f1 = report.micro.f1
-        if f1 > st.best_f1:
-            st.best_f1, st.best_step, st.bad_evals = f1, st.step, 0
-            self._save_best(report)
-        else:
-            st.bad_evals += 1
-        if c.patience and st.bad_evals >= c.patience and not st.stopped:
-            st.stop_reason = "early_stopping"
+        self._record_score(f1, report)
         elapsed = time.perf_counter() - self.since
         done = max(st.position, 1) / batches_in_epoch
         self._log_line(
@@ -289,9 +276,7 @@ class Trainer(CheckpointedRun):
                 "step": st.step,
                 "epoch": st.epoch,
             },
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "hardware": f"{platform.machine()} {platform.processor() or ''}".strip()
-            + f", {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads",
+            **run_facts(),
             "config": self.config.to_dict(),
             "alignment": self.stats.to_dict(),
         }
