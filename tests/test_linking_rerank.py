@@ -137,7 +137,8 @@ def _margin(encoder: BiEncoder) -> float:
 def test_training_lowers_the_loss_then_saves_a_loadable_reranker(tiny_encoder, tmp_path):
     before = _margin(BiEncoder.from_pretrained(tiny_encoder))
     config = RerankTrainConfig(encoder=str(tiny_encoder), steps=30, batch_size=4, learning_rate=3e-3, warmup=0.1, log_every=1, checkpoint_every=10, threads=1)
-    out = train_reranker(tmp_path / "reranker", config, examples=_toy_examples())
+    out = tmp_path / "reranker"
+    assert train_reranker(out, config, examples=_toy_examples())
     losses = [json.loads(line)["loss"] for line in (out / "train-log.jsonl").read_text().splitlines()]
     assert len(losses) == 30 and np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
     reranker = EmbeddingReranker.load(out)
@@ -153,7 +154,8 @@ def test_training_lowers_the_loss_then_saves_a_loadable_reranker(tiny_encoder, t
 
 def test_training_resumes_from_its_checkpoint(tiny_encoder, tmp_path):
     config = RerankTrainConfig(encoder=str(tiny_encoder), steps=4, batch_size=4, log_every=1, checkpoint_every=2, threads=1)
-    out = train_reranker(tmp_path / "r", config, examples=_toy_examples())
+    out = tmp_path / "r"
+    assert train_reranker(out, config, examples=_toy_examples())
     config.steps = 6
     train_reranker(out, config, examples=_toy_examples())
     steps = [json.loads(line)["step"] for line in (out / "train-log.jsonl").read_text().splitlines()]
@@ -198,5 +200,83 @@ def test_candidates_are_compared_by_all_their_names_when_the_linker_provides_the
     candidate = linker.candidates("renal failure", "disease", 1)[0]
     assert candidate.id == "MESH:D051437"
     assert set(reranker.names(candidate)) == {candidate.matched, "renal insufficiency", "kidney insufficiency", "kidney failure"}
-    reranker.all_names = False
+    reranker.max_names = 2
     assert set(reranker.names(candidate)) == {candidate.matched, "renal insufficiency"}
+
+
+class RecordingReranker:
+    """Reverses the candidates it is given and remembers how many it saw."""
+
+    pool = 2
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def rerank(self, mention, entity_type, candidates):
+        self.seen.append(len(candidates))
+        return candidates[::-1]
+
+
+def test_the_linker_hands_the_reranker_its_pool_and_keeps_the_rest_in_string_order(toy_index):
+    plain = [c.id for c in Linker(toy_index).candidates("kidney failure", "disease", 4)]
+    reranker = RecordingReranker()
+    found = [c.id for c in Linker(toy_index, reranker=reranker).candidates("kidney failure", "disease", 4)]
+    assert reranker.seen == [2]
+    assert len(plain) == 4 and found == [plain[1], plain[0], *plain[2:]]
+
+
+def test_a_time_limit_stops_at_a_checkpoint_and_the_next_call_finishes(tiny_encoder, tmp_path):
+    config = RerankTrainConfig(encoder=str(tiny_encoder), steps=5, batch_size=4, log_every=1, checkpoint_every=100, threads=1)
+    out = tmp_path / "r"
+    assert not train_reranker(out, config, examples=_toy_examples(), max_seconds=0.0)
+    assert (out / "checkpoint").is_dir() and not (out / CONFIG_FILE).exists()
+    assert train_reranker(out, config, examples=_toy_examples())
+    steps = [json.loads(line)["step"] for line in (out / "train-log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5]
+    # tuned settings survive saving the finished run again
+    settings = {**json.loads((out / CONFIG_FILE).read_text()), "weight": 0.3, "pool": 5, "names": 2}
+    (out / CONFIG_FILE).write_text(json.dumps(settings))
+    assert train_reranker(out, config, examples=_toy_examples())
+    reranker = EmbeddingReranker.load(out)
+    assert (reranker.weight, reranker.pool, reranker.max_names) == (0.3, 5, 2)
+    assert EmbeddingReranker.load(out, pool=7).pool == 7
+
+
+def test_tuning_picks_a_weight_that_fixes_the_devel_mistake_at_the_lowest_cost(toy_index, monkeypatch):
+    from contextlib import nullcontext
+
+    import biotag.linking.evaluate as evaluate
+    from biotag.linking.rerank_train import tune_reranker
+
+    gold = [evaluate.GoldMention("d1", 0, 14, "kidney failure", "disease", frozenset({"MESH:D051437"}))]
+    monkeypatch.setattr(evaluate, "get_benchmark", lambda name: evaluate.Benchmark(name, "none", ("disease",), ("toy",)))
+    monkeypatch.setattr(evaluate, "load_benchmark", lambda bench, split, linker: (gold, {}))
+    monkeypatch.setattr(evaluate, "with_training_synonyms", lambda linker, bench, split: nullcontext(linker))
+    result = tune_reranker(EmbeddingReranker(WordVectors()), ["toy"], index_dir=toy_index, weights=(0.0, 0.7), pools=(2, 5), names=(2, 8))
+    assert result["acc@1 without re-ranking"] == {"toy": 0.0}
+    assert result["acc@1"] == {"toy": 100.0} and result["weight"] == 0.7
+    # the right concept is the string matcher's fourth: out of reach of a pool of 2; its
+    # matched name is the one that helps, so 2 names per candidate suffice
+    assert (result["pool"], result["names"]) == (5, 2)
+    assert {g["pool"] for g in result["grid"] if g["acc@1"]["toy"] == 100.0} == {5}
+    assert len(result["grid"]) == 8
+
+
+def test_evaluation_measures_speed_with_a_cold_reranker_and_without_it(toy_index, monkeypatch):
+    import biotag.linking.evaluate as evaluate
+    from biotag.document import Document
+
+    doc = Document("d1", "Kidney failure.")
+    doc.add_entity(0, 14, "disease")
+    gold = [evaluate.GoldMention("d1", 0, 14, "Kidney failure", "disease", frozenset({"MESH:D051437"}))]
+    monkeypatch.setattr(evaluate, "load_benchmark", lambda bench, split, linker: (gold, {"d1": doc}))
+    bench = evaluate.Benchmark("toy", "none", ("disease",), ("toy",))
+    encoder = WordVectors()
+    reranker = EmbeddingReranker(encoder, weight=0.7, pool=5, names=2)
+    report = evaluate.evaluate_linking(bench, index_dir=toy_index, reranker=reranker).to_dict()
+    assert report["acc@1"] == 100.0
+    assert report["mentions/s link_documents"] and report["mentions/s link_documents, no re-ranker"]
+    assert report["reranker"] == "EmbeddingReranker (weight 0.7, pool 5, names 2)"
+    assert encoder.calls == 2  # scoring, then the speed run after the cache was emptied
+    plain = evaluate.evaluate_linking(bench, index_dir=toy_index).to_dict()
+    assert plain["acc@1"] == 0.0 and plain["mentions/s link_documents, no re-ranker"] is None and plain["reranker"] is None

@@ -25,11 +25,12 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(32, min=2, help="Queries per batch."),
         max_concepts: int = typer.Option(30000, min=1, help="Concepts sampled per ontology."),
         threads: int = typer.Option(1, min=1, help="PyTorch threads."),
-        tune: bool = typer.Option(True, "--tune/--no-tune", help="Choose the score weight on the benchmarks' devel splits afterwards."),
+        max_minutes: Optional[float] = typer.Option(None, "--max-minutes", min=0.0, help="Stop at a checkpoint after this long; run the same command again to go on."),
+        tune: bool = typer.Option(True, "--tune/--no-tune", help="Once trained, choose weight, pool and names on the benchmarks' devel splits."),
     ) -> None:
         """Train a SapBERT-style bi-encoder on the dictionaries' synonyms (CPU, checkpointed)."""
         from biotag.cli import _fail
-        from biotag.linking.rerank_train import DEFAULT_BENCHMARKS, RerankTrainConfig, train_reranker as run, tune_weight
+        from biotag.linking.rerank_train import DEFAULT_BENCHMARKS, RerankTrainConfig, train_reranker as run, tune_reranker
 
         logging.getLogger("biotag").setLevel(logging.INFO)
         benchmarks = () if no_mentions else tuple(benchmark or DEFAULT_BENCHMARKS)
@@ -44,10 +45,13 @@ def register(app: typer.Typer) -> None:
             threads=threads,
         )
         try:
-            run(out, config)
+            finished = run(out, config, max_seconds=None if max_minutes is None else 60.0 * max_minutes)
+            if not finished:
+                typer.echo(f"time is up: checkpoint in {out}/checkpoint; run the same command again to go on")
+                raise typer.Exit(3)
             if tune:
-                result = tune_weight(out, benchmarks or DEFAULT_BENCHMARKS, index_dir=indexes)
-                typer.echo(json.dumps(result, indent=2))
+                result = tune_reranker(out, benchmarks or DEFAULT_BENCHMARKS, index_dir=indexes)
+                typer.echo(json.dumps({k: v for k, v in result.items() if k != "grid"}, indent=2))
         except BiotagError as error:
             _fail(error)
         typer.echo(f"re-ranker written to {out}")

@@ -61,7 +61,7 @@ DEFAULT_THRESHOLD = 0.5
 # so their n-gram cosines run a little higher by chance).
 COMPOSITE_MARGIN = 0.02
 STAGES = {"exact": 0, "variant": 1}  # any other stage ranks after these, by score
-RERANK_POOL = 20
+RERANK_POOL = 20  # candidates a re-ranker without a `pool` attribute re-scores
 MAX_CONCEPTS_PER_NAME = 25
 _OTHER_ORGANISM = 1000  # order penalty of a concept of an organism the document does not name
 _NGRAM_FANOUT = 4  # names fetched per wanted concept (several names share a concept)
@@ -172,12 +172,14 @@ class Linker:
             tokens = loose_tokens(normalized)
             for priority, index in enumerate(indexes):
                 self._rewritten_matches(index, priority, entity_type, tokens, found, taxa)
+        pool = getattr(self.reranker, "pool", RERANK_POOL) if self.reranker is not None else k
         if len(found) < k or not any(_certain(c) for c in found.values()):
             for priority, index in enumerate(self.indexes_for(entity_type)):
-                self._ngram_matches(index, priority, entity_type, normalized, found, max(k, RERANK_POOL if self.reranker else k))
+                self._ngram_matches(index, priority, entity_type, normalized, found, max(k, pool))
         ranked = sorted(found.values(), key=_rank)
         if self.reranker is not None and ranked and not _certain(ranked[0]):
-            ranked = self.reranker.rerank(mention, entity_type, ranked[:RERANK_POOL])
+            # the re-ranker sees its pool; candidates beyond it keep their string order
+            ranked = self.reranker.rerank(mention, entity_type, ranked[:pool]) + ranked[pool:]
         _mark_homonyms(ranked[:k], found.values())
         return ranked[:k]
 

@@ -13,10 +13,12 @@ preferred name, whichever is closer) is combined with the string score::
 
     score = (1 - weight) * string score + weight * max(cosine, 0)
 
-``weight`` is tuned on the devel splits and stored with the model, with the entity types
-it was trained for (mentions of other types keep the string matcher's order). Embeddings of names
-are cached (candidate names repeat across mentions), so a re-ranked mention usually
-costs one forward pass of the mention alone.
+``weight``, ``pool`` (how many of the string matcher's best candidates are re-scored)
+and ``names`` (how many names of each candidate the mention is compared with) are tuned
+on the devel splits and stored with the model, with the entity types it was trained for
+(mentions of other types keep the string matcher's order). Embeddings of names are
+cached (candidate names repeat across mentions), so a re-ranked mention often costs one
+forward pass of the mention alone; a cold one costs up to ``pool * names`` names.
 
 A re-ranker directory holds a Hugging Face encoder (``config.json``, weights, tokenizer)
 and ``reranker.json`` (:data:`FORMAT`, pooling, ``max_length``, ``weight``, how it was
@@ -42,8 +44,11 @@ FORMAT = 1
 CONFIG_FILE = "reranker.json"
 KIND = "biotag-linking-reranker"
 DEFAULT_WEIGHT = 0.5
+DEFAULT_POOL = 20  # candidates re-scored
 DEFAULT_MAX_LENGTH = 32
-MAX_NAMES = 24  # synonyms of one candidate compared at most (some concepts have hundreds)
+# names of one candidate compared at most: the matched and preferred ones, then synonyms
+# (some concepts have hundreds, and each costs a forward pass the first time)
+MAX_NAMES = 26
 
 
 class BiEncoder:
@@ -116,39 +121,72 @@ def read_config(directory: str | Path) -> dict:
     if config.get("kind") != KIND or config.get("format") != FORMAT:
         raise FormatError(f"re-ranker format {config.get('format')!r} is not {FORMAT}", path=str(path), field="format")
     weight = config.get("weight", DEFAULT_WEIGHT)
-    if not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
         raise FormatError("weight must be a number between 0 and 1", path=str(path), field="weight")
+    for key in ("pool", "names"):
+        value = config.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise FormatError(f"{key} must be a positive integer", path=str(path), field=key)
     return config
 
 
 class EmbeddingReranker:
     """Re-scores a mention's candidates with a :class:`BiEncoder` (see the module
-    docstring); ``weight`` is the share of the embedding cosine in the new score."""
+    docstring); ``weight`` is the share of the embedding cosine in the new score,
+    ``pool`` the number of candidates the linker hands over, ``names`` the names of each
+    candidate compared (2: the matched and the preferred one only)."""
 
-    def __init__(self, encoder: BiEncoder, weight: float = DEFAULT_WEIGHT, *, cache_size: int = 200_000, info: dict | None = None) -> None:
+    def __init__(
+        self,
+        encoder: BiEncoder,
+        weight: float = DEFAULT_WEIGHT,
+        *,
+        pool: int = DEFAULT_POOL,
+        names: int = MAX_NAMES,
+        cache_size: int = 200_000,
+        info: dict | None = None,
+    ) -> None:
         if not 0.0 <= weight <= 1.0:
             raise InputError(f"re-ranker weight must be between 0 and 1, not {weight}", field="weight")
+        if pool < 1 or names < 1:
+            raise InputError(f"re-ranker pool and names must be positive, not {pool} and {names}", field="pool")
         self.encoder = encoder
         self.weight = weight
+        self.pool = pool
+        self.max_names = names
         self.info = info or {}
         # the entity types it was trained for (empty: all); others keep the string order
         self.types = frozenset(self.info.get("types") or ())
         self.path: str | None = None  # the directory it was loaded from
-        self.all_names = bool(self.info.get("all_names", True))
         self.concept_names: Callable[[Candidate], list[str]] | None = None  # set by the Linker
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_size = cache_size
+        self.cache_size = cache_size  # name embeddings kept
         self._lock = threading.Lock()  # the linker may be shared by a service's threads
 
     @classmethod
-    def load(cls, directory: str | Path, *, weight: float | None = None, threads: int | None = None) -> "EmbeddingReranker":
+    def load(
+        cls,
+        directory: str | Path,
+        *,
+        weight: float | None = None,
+        pool: int | None = None,
+        names: int | None = None,
+        threads: int | None = None,
+    ) -> "EmbeddingReranker":
+        """A saved re-ranker, with its tuned ``weight``, ``pool`` and ``names`` unless given."""
         config = read_config(directory)
         if threads:
             import torch
 
             torch.set_num_threads(threads)
         encoder = BiEncoder.from_pretrained(directory, max_length=int(config.get("max_length", DEFAULT_MAX_LENGTH)))
-        reranker = cls(encoder, config.get("weight", DEFAULT_WEIGHT) if weight is None else weight, info=config)
+        reranker = cls(
+            encoder,
+            config.get("weight", DEFAULT_WEIGHT) if weight is None else weight,
+            pool=config.get("pool", DEFAULT_POOL) if pool is None else pool,
+            names=config.get("names", MAX_NAMES) if names is None else names,
+            info=config,
+        )
         reranker.path = str(directory)
         return reranker
 
@@ -159,18 +197,23 @@ class EmbeddingReranker:
             if missing:
                 for text, vector in zip(missing, self.encoder.encode(missing)):
                     self._cache[text] = vector
-                while len(self._cache) > self._cache_size:
+                while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
             return np.stack([self._cache[t] for t in texts])
+
+    def clear_cache(self) -> None:
+        """Forget the name embeddings (to measure cold speed)."""
+        with self._lock:
+            self._cache.clear()
 
     def names(self, candidate: Candidate) -> list[str]:
         """The normalised names a candidate is compared by: the one matched, the
         preferred one and, when the linker provides them (:attr:`concept_names`), its
         other synonyms, as SapBERT compares a mention with every dictionary name."""
         names = [candidate.matched, candidate.name]
-        if self.concept_names is not None and self.all_names:
-            names += self.concept_names(candidate)[:MAX_NAMES]
-        return list(dict.fromkeys(n for n in (normalize(x) for x in names) if n))
+        if self.concept_names is not None and self.max_names > 2:
+            names += self.concept_names(candidate)[: self.max_names]
+        return list(dict.fromkeys(n for n in (normalize(x) for x in names) if n))[: self.max_names]
 
     def similarities(self, mention: str, candidates: Sequence[Candidate]) -> np.ndarray:
         """Cosine of the mention to each candidate: to the closest of its names."""
@@ -194,7 +237,8 @@ class EmbeddingReranker:
 
 
 def load_reranker(reranker: "str | Path | EmbeddingReranker | None", **options) -> "EmbeddingReranker | None":
-    """A re-ranker from a directory (or one given as is; ``None`` stays ``None``)."""
+    """A re-ranker from a directory (or one given as is; ``None`` stays ``None``);
+    ``options`` of :meth:`EmbeddingReranker.load` left ``None`` keep the saved values."""
     if reranker is None or hasattr(reranker, "rerank"):
         return reranker
     return EmbeddingReranker.load(reranker, **options)

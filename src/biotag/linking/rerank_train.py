@@ -16,8 +16,11 @@ too, except names of the query's own concept.
 
 Training checkpoints every ``checkpoint_every`` steps (``<out>/checkpoint``, replaced
 atomically) and resumes from there; the mined examples are saved beside it, so a resumed
-run sees the same data in the same order. :func:`tune_weight` then picks the weight of
-the embedding score on the devel splits and writes it into ``reranker.json``.
+run sees the same data in the same order; ``max_seconds`` ends a run at the first
+checkpoint after that time (to train in slots of a shared machine), and the next call
+goes on from there. :func:`tune_reranker` then picks the weight of the embedding score,
+the number of candidates re-scored and of names compared per candidate on the devel
+splits and writes them into ``reranker.json``.
 """
 
 from __future__ import annotations
@@ -220,9 +223,11 @@ def batch_loss(encoder: BiEncoder, batch: Sequence[Example], temperature: float)
     return torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
 
 
-def train_reranker(out: str | Path, config: RerankTrainConfig, *, examples: list[Example] | None = None) -> Path:
-    """Train (or resume training) a re-ranker into ``out``; returns ``out``. Examples
-    are mined from the indexes unless given."""
+def train_reranker(out: str | Path, config: RerankTrainConfig, *, examples: list[Example] | None = None, max_seconds: float | None = None) -> bool:
+    """Train (or resume training) a re-ranker into ``out``. Examples are mined from the
+    indexes unless given. Returns whether training is finished (the re-ranker saved in
+    ``out``); ``False`` when ``max_seconds`` ran out first (a checkpoint holds the
+    progress: call again to go on)."""
     import torch
 
     from biotag.paths import find_encoder
@@ -276,12 +281,16 @@ def train_reranker(out: str | Path, config: RerankTrainConfig, *, examples: list
             with open(out / LOG_FILE, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
             log.info("step %(step)d loss %(loss).4f", record)
-        if step % config.checkpoint_every == 0 or step == config.steps:
+        out_of_time = max_seconds is not None and time.perf_counter() - started > max_seconds
+        if step % config.checkpoint_every == 0 or step == config.steps or out_of_time:
             with replacing_dir(out / "checkpoint") as tmp:
                 encoder.model.save_pretrained(tmp)
                 encoder.tokenizer.save_pretrained(tmp)
                 state = {"optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(), "rng": rng_states(), "step": step, "losses": losses}
                 torch.save(state, tmp / STATE_FILE)
+        if out_of_time and step < config.steps:
+            log.info("stopped at step %d of %d after %.0f s; run again to go on", step, config.steps, time.perf_counter() - started)
+            return False
     if config.types:
         types = sorted(config.types)
     elif mined:
@@ -289,50 +298,87 @@ def train_reranker(out: str | Path, config: RerankTrainConfig, *, examples: list
     else:
         types = []  # examples given by the caller: no telling which types they cover
     info = {
-        "weight": _current_weight(out),
+        **_tuned_settings(out),
         "types": types,
         "base": str(config.encoder),
         "training": {**config.to_dict(), "examples": len(examples), "final_loss": round(float(np.mean(losses[-config.log_every :])), 4)},
     }
     encoder.save(out, info)
-    return out
+    return True
 
 
-def _current_weight(out: Path) -> float:
+def _tuned_settings(out: Path) -> dict:
+    """Weight, pool, names and tuning record of a re-ranker saved in ``out`` before
+    (saving again after a finished run keeps them), else the default weight."""
     from biotag.linking.rerank import DEFAULT_WEIGHT
 
     try:
-        return float(read_config(out).get("weight", DEFAULT_WEIGHT))
+        config = read_config(out)
     except InputError:
-        return DEFAULT_WEIGHT
+        return {"weight": DEFAULT_WEIGHT}
+    return {key: config[key] for key in ("weight", "pool", "names", "tuning") if key in config}
 
 
-# -- choosing the weight --------------------------------------------------------------
-def tune_weight(
-    directory: str | Path,
+# -- choosing weight, pool and names ------------------------------------------------
+def tune_reranker(
+    reranker,
     benchmarks: Sequence[str] = DEFAULT_BENCHMARKS,
     *,
     index_dir=None,
     split: str = "devel",
-    weights: Sequence[float] = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0),
+    weights: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    pools: Sequence[int] = (5, 10, 20),
+    names: Sequence[int] = (2, 8, 26),
+    tolerance: float = 0.1,
     write: bool = True,
 ) -> dict:
-    """Mean acc@1 over ``benchmarks`` (with training synonyms, as reported) for each
-    weight; the best is written into the directory's ``reranker.json``."""
-    from biotag.linking.evaluate import evaluate_linking
+    """Mean acc@1 over ``benchmarks`` (``split``, with training synonyms, as reported)
+    for every ``weight`` x ``pool`` x ``names``; the cheapest setting (fewest names
+    embedded per mention: ``pool * names``) within ``tolerance`` points of the best mean
+    wins, and is written into ``reranker.json`` when ``reranker`` is a directory (or an
+    :class:`~biotag.linking.rerank.EmbeddingReranker` loaded from one)."""
+    from biotag.linking.evaluate import LinkingReport, get_benchmark, load_benchmark, score, with_training_synonyms
+    from biotag.linking.linker import Linker
     from biotag.linking.rerank import CONFIG_FILE, EmbeddingReranker
 
-    reranker = EmbeddingReranker.load(directory)  # one cache of name embeddings for all runs
-    table: dict[float, dict[str, float]] = {}
-    for weight in weights:
-        reranker.weight = weight
-        table[weight] = {b: evaluate_linking(b, split, index_dir=index_dir, train_synonyms=True, reranker=reranker).to_dict()["acc@1"] for b in benchmarks}
-        log.info("weight %.2f: %s", weight, table[weight])
-    best = max(weights, key=lambda w: (round(float(np.mean(list(table[w].values()))), 2), -abs(w - 0.5)))
-    result = {"weight": best, "split": split, "acc@1": {str(w): v for w, v in table.items()}}
-    if write:
-        path = Path(directory) / CONFIG_FILE
+    if not hasattr(reranker, "rerank"):
+        reranker = EmbeddingReranker.load(reranker)
+    # one cache of name embeddings for every setting: each name is embedded once
+    reranker.cache_size = max(reranker.cache_size, 2_000_000)
+    settings = [(w, p, n) for p in pools for n in names for w in weights]
+    table: dict[tuple, dict[str, float]] = {s: {} for s in settings}
+    for name in benchmarks:
+        bench = get_benchmark(name)
+        linker = Linker(index_dir, list(bench.ontologies), reranker=reranker)
+        with with_training_synonyms(linker, bench, split):
+            mentions, docs = load_benchmark(bench, split, linker)
+            # the widest setting first, so that later ones find their names cached
+            for weight, pool, count in sorted(settings, key=lambda s: (-s[1] * s[2], s[0])):
+                reranker.weight, reranker.pool, reranker.max_names = weight, pool, count
+                linker.clear_cache()
+                report = score(linker, mentions, docs, LinkingReport(bench.name, split, list(bench.ontologies)), max_misses=0)
+                table[(weight, pool, count)][name] = report.to_dict()["acc@1"]
+        log.info("%s tuned: best %s", name, max(table.values(), key=lambda r: r.get(name, 0.0)))
+    means = {s: round(float(np.mean(list(r.values()))), 2) for s, r in table.items()}
+    best_mean = max(means.values())
+    weight, pool, count = min(
+        (s for s in settings if means[s] >= best_mean - tolerance),
+        key=lambda s: (s[1] * s[2], -means[s], abs(s[0] - 0.5)),
+    )
+    baseline = next(iter(r for s, r in table.items() if s[0] == 0.0))
+    result = {
+        "weight": weight,
+        "pool": pool,
+        "names": count,
+        "split": split,
+        "mean acc@1": means[(weight, pool, count)],
+        "acc@1": table[(weight, pool, count)],
+        "acc@1 without re-ranking": baseline,
+        "grid": [{"weight": w, "pool": p, "names": n, "acc@1": table[(w, p, n)], "mean": means[(w, p, n)]} for w, p, n in settings],
+    }
+    if write and reranker.path is not None:
+        path = Path(reranker.path) / CONFIG_FILE
         config = json.loads(path.read_text(encoding="utf-8"))
-        config.update(weight=best, tuning=result)
+        config.update(weight=weight, pool=pool, names=count, tuning=result)
         path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return result
