@@ -101,11 +101,17 @@ def register(app: typer.Typer) -> None:
         from biotag.runtime.export import export_onnx
 
         try:
+            from biotag.errors import InputError
             from biotag.relations.model import is_relation_model
 
             if is_relation_model(model):
                 from biotag.relations.onnx import export_relation_model
 
+                ner_only = {"--calibration": calibration, "--prune-heads": prune_heads, "--prune-ffn": prune_ffn, "--drop-layers": drop_layers,
+                            "--prune-vocab": prune_vocab, "--sparsity": sparsity, "--save-pytorch": save_pytorch}  # fmt: skip
+                given = [name for name, value in ner_only.items() if value]
+                if given:  # refused rather than silently ignored
+                    raise InputError(f"{', '.join(given)} apply to NER models only; {model} is a relation model", field=given[0].lstrip("-"))
                 out = export_relation_model(model, output, quantize=quantize, optimize=optimize, opset=opset, overwrite=overwrite)
             else:
                 words = calibration_sentences(calibration, calibration_sentences_count) if calibration else None
