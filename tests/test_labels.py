@@ -97,3 +97,22 @@ def test_schema_round_trip_and_errors():
         LabelSchema(("gene",), "bilou")
     with pytest.raises(InputError, match="unknown entity type"):
         schema.encode(3, [TokenSpan(0, 1, "species")])
+
+
+def test_multilabel_decoding_equals_viterbi_on_every_type():
+    """Viterbi is skipped where the per-word argmax already obeys BIO; the spans must be
+    exactly those of running Viterbi on every type."""
+    from biotag.labels import LabelSchema, _bio_transitions, _log_softmax, _spans_from_ids, viterbi
+
+    rng = np.random.default_rng(0)
+    schema = LabelSchema(("gene", "disease", "chemical"), "multilabel")
+    for trial in range(300):
+        n = int(rng.integers(1, 12))
+        scores = rng.normal(scale=3.0, size=(n, schema.num_outputs))
+        logp = _log_softmax(scores.reshape(n, 3, 3))
+        expected = []
+        for t, name in enumerate(schema.types):
+            path = viterbi(logp[:, t, :], _bio_transitions(1))
+            expected += [(s.start, s.end, s.type) for s in _spans_from_ids(path, name)]
+        got = [(s.start, s.end, s.type) for s, _ in schema.decode(scores)]
+        assert sorted(got) == sorted(expected), trial

@@ -129,11 +129,14 @@ class LabelSchema:
         logp = _log_softmax(scores.reshape(n, len(self.types), 3))
         out: list[tuple[TokenSpan, float]] = []
         trans = _bio_transitions(1)  # states O, B, I of one type
-        for t, name in enumerate(self.types):
+        best = logp.argmax(-1)  # [n, types]; ties go to O, as in Viterbi
+        # the unconstrained best path is the constrained one whenever it already obeys BIO
+        # (every I continues a B or I): Viterbi is only run for the types where it does not
+        stray_i = (best == I) & (np.vstack([np.full((1, best.shape[1]), O), best[:-1]]) == O)
+        for t in np.flatnonzero(best.any(0)):
+            name = self.types[t]
             lp = logp[:, t, :]
-            if (lp[:, O] >= lp[:, 1:].max(-1)).all():  # fast path: no entity of this type
-                continue
-            path = viterbi(lp, trans) if constrained else lp.argmax(-1)
+            path = viterbi(lp, trans) if constrained and stray_i[:, t].any() else best[:, t]
             probs = np.exp(lp[np.arange(n), path])
             for s in _spans_from_ids(path, name):
                 out.append((s, float(probs[s.start : s.end].mean())))
