@@ -1,0 +1,83 @@
+"""``biotag distill``: a trained teacher model directory -> a smaller student."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from biotag.errors import BiotagError, InputError
+
+
+def parse_layers(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"takes layer numbers separated by commas, got {text!r}", field="student_layers") from None
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def distill(
+        teacher: Optional[Path] = typer.Option(None, "--teacher", "-t", help="Trained biotag model directory to learn from."),
+        output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (the student goes to OUTPUT/model)."),
+        corpus: Optional[List[str]] = typer.Option(None, "--corpus", "-c", help="Gold corpus name or path; repeat for several."),
+        student: Optional[str] = typer.Option(None, "--student", help="Student encoder directory or short name (minilm-l3...)."),
+        student_layers: Optional[str] = typer.Option(None, help="Instead of --student: the teacher's layers to keep, e.g. 0,2,4."),
+        config: Optional[Path] = typer.Option(None, help="DistillConfig JSON; command-line options override it."),
+        soft_text: Optional[List[Path]] = typer.Option(None, "--soft-text", help="Unlabelled text (.jsonl or .txt) the teacher labels; repeat."),
+        soft_limit: Optional[int] = typer.Option(None, help="Read at most this many --soft-text documents."),
+        soft_ratio: Optional[float] = typer.Option(None, help="Unlabelled-text batches per gold batch."),
+        soft_top_k: Optional[int] = typer.Option(None, help="Cache the teacher's top-k probabilities (0: its fp16 logits)."),
+        soft_cache: Optional[Path] = typer.Option(None, help="Teacher-output cache folder (share it between runs of one teacher)."),
+        weighting: Optional[str] = typer.Option(None, help="dynamic (soft weight decays, hard rises) or fixed."),
+        schedule: Optional[str] = typer.Option(None, help="Dynamic weighting curve: linear or cosine."),
+        soft_floor: Optional[float] = typer.Option(None, help="Dynamic weighting: the soft weight at the end."),
+        hard_weight: Optional[float] = typer.Option(None, help="Fixed weighting: weight of the gold-label loss."),
+        soft_weight: Optional[float] = typer.Option(None, help="Fixed weighting: weight of the soft-label KL (0: plain fine-tuning)."),
+        kd_temperature: Optional[float] = typer.Option(None, help="Softmax temperature of the soft-label KL."),
+        hidden_weight: Optional[float] = typer.Option(None, help="Weight of hidden-state transfer (0: off)."),
+        attention_weight: Optional[float] = typer.Option(None, help="Weight of attention transfer (0: off)."),
+        prune_sparsity: Optional[float] = typer.Option(None, help="Gradual magnitude pruning of the encoder to this sparsity (0: off)."),
+        epochs: Optional[int] = typer.Option(None),
+        lr: Optional[float] = typer.Option(None),
+        batch_size: Optional[int] = typer.Option(None),
+        max_length: Optional[int] = typer.Option(None, help="Sub-words per student window."),
+        max_steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps."),
+        eval_every: Optional[int] = typer.Option(None, help="Evaluate every N steps (0: each epoch end)."),
+        checkpoint_every: Optional[int] = typer.Option(None),
+        seed: Optional[int] = typer.Option(None),
+        threads: Optional[int] = typer.Option(None),
+        resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint."),
+    ) -> None:
+        """Distil a trained model into a smaller student (soft labels, dynamic loss weights,
+        unlabelled text, optional hidden-state/attention transfer and gradual pruning)."""
+        from biotag.cli import _fail
+        from biotag.distill import DistillConfig, distill as run
+
+        options = {
+            "teacher": teacher, "output_dir": output, "corpora": list(corpus) if corpus else None, "encoder": student,
+            "soft_limit": soft_limit, "soft_ratio": soft_ratio, "soft_top_k": soft_top_k, "soft_cache": soft_cache,
+            "weighting": weighting, "schedule": schedule, "soft_floor": soft_floor, "hard_weight": hard_weight,
+            "soft_weight": soft_weight, "kd_temperature": kd_temperature, "hidden_weight": hidden_weight,
+            "attention_weight": attention_weight, "prune_sparsity": prune_sparsity, "epochs": epochs, "lr": lr,
+            "batch_size": batch_size, "max_length": max_length, "max_steps": max_steps, "eval_every": eval_every,
+            "checkpoint_every": checkpoint_every, "seed": seed, "threads": threads,
+            "soft_text": [str(p) for p in soft_text] if soft_text else None,
+        }
+        options = {k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None}
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        try:
+            if student_layers is not None:
+                options["student_layers"] = parse_layers(student_layers)
+            base = DistillConfig.from_json(config).to_dict() if config is not None else {}
+            if "encoder" in options:
+                base.pop("student_layers", None)
+            if "student_layers" in options:
+                base.pop("encoder", None)
+            path = run(DistillConfig.from_dict({**base, **options}), resume=resume)
+        except BiotagError as error:
+            _fail(error)
+        typer.echo(str(path))

@@ -1,0 +1,108 @@
+"""The distillation configuration: a :class:`TrainConfig` plus teacher, student and loss
+settings (the training loop, corpora and checkpoints are the NER trainer's)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from biotag.distill.schedule import SHAPES, WEIGHTINGS
+from biotag.errors import InputError
+from biotag.training.config import TrainConfig
+
+
+@dataclass
+class DistillConfig(TrainConfig):
+    """Everything a distillation run depends on.
+
+    The student is ``encoder`` (any local Hugging Face encoder directory or short name,
+    with a new head) or, with ``student_layers``, the teacher itself with only those
+    encoder layers kept (DistilBERT-style: embeddings, kept layers and classifier start
+    from the teacher's weights). It predicts the teacher's types with the teacher's
+    scheme: ``scheme`` and ``types`` are taken from the teacher (``scheme`` left unset;
+    ``types``, when given, must be the teacher's).
+
+    Loss (see :mod:`biotag.distill.schedule` for the weighting): the gold-label loss,
+    the KL between teacher and student softmaxes at ``kd_temperature``, and optionally
+    the MSE between hidden states (``hidden_weight``; layer pairs ``hidden_layers`` as
+    ``[student, teacher]`` indices of ``hidden_states``, 0 being the embeddings; by
+    default each student layer with the teacher layer it came from, or the uniform map
+    ``i -> i * N_teacher / N_student``) and between head-averaged attention maps
+    (``attention_weight``, same pairs, needs the teacher's tokenizer).
+
+    Weak supervision: ``soft_text`` files (``.jsonl`` with text or title+abstract,
+    records with ``in_test_split`` dropped, or ``.txt``), the first ``soft_limit``
+    documents, are labelled by the teacher only; ``soft_ratio`` text batches are mixed
+    in per gold batch. Teacher outputs are cached in ``soft_cache`` (default
+    ``<output_dir>/teacher-cache``; share one folder between runs of the same teacher)
+    as fp16 logits or, with ``soft_top_k``, top-k probabilities.
+
+    Pruning: ``prune_sparsity`` > 0 prunes the encoder's linear weights by magnitude
+    along Zhu & Gupta's cubic schedule from ``prune_start`` to ``prune_end`` (shares of
+    the training steps), masks updated every ``prune_every`` steps. Only models at the
+    final sparsity are candidates for the best model.
+    """
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("teacher", "corpora", "output_dir")
+    RESULT_NEUTRAL: ClassVar[tuple[str, ...]] = ("threads", "output_dir", "soft_cache")
+
+    encoder: str | None = None  # the student encoder (or student_layers)
+    scheme: str | None = None  # the teacher's
+    teacher: str = ""
+    student_layers: list[int] | None = None
+    kd_temperature: float = 2.0
+    weighting: str = "dynamic"
+    hard_weight: float = 1.0  # fixed weighting
+    soft_weight: float = 1.0  # fixed weighting
+    soft_floor: float = 0.1  # dynamic weighting: the soft weight's final value
+    schedule: str = "linear"  # dynamic weighting: linear or cosine
+    hidden_weight: float = 0.0
+    attention_weight: float = 0.0
+    hidden_layers: list[list[int]] | None = None
+    soft_text: list[str] = field(default_factory=list)
+    soft_limit: int | None = None
+    soft_ratio: float = 1.0
+    soft_top_k: int = 0
+    soft_cache: str | None = None
+    prune_sparsity: float = 0.0
+    prune_start: float = 0.0
+    prune_end: float = 0.7
+    prune_every: int = 10
+
+    def __post_init__(self) -> None:
+        # scheme comes from the teacher: TrainConfig's check applies only when it is set
+        scheme, self.scheme = self.scheme, self.scheme or "bio"
+        super().__post_init__()
+        self.scheme = scheme
+        if not self.teacher:
+            raise InputError("a teacher model directory is needed", field="teacher")
+        if (self.encoder is None) == (self.student_layers is None):
+            raise InputError("give either a student encoder or the teacher layers to keep (student_layers)", field="encoder")
+        if self.student_layers is not None:
+            layers = self.student_layers
+            if not layers or not all(isinstance(i, int) and i >= 0 for i in layers) or len(set(layers)) != len(layers):
+                raise InputError(f"must be distinct layer numbers, got {layers!r}", field="student_layers")
+            self.student_layers = sorted(layers)
+        if self.weighting not in WEIGHTINGS:
+            raise InputError(f"must be one of {WEIGHTINGS}, got {self.weighting!r}", field="weighting")
+        if self.schedule not in SHAPES:
+            raise InputError(f"must be one of {SHAPES}, got {self.schedule!r}", field="schedule")
+        self._require_in("kd_temperature", "(0, inf)")
+        for name in ("hard_weight", "soft_weight", "hidden_weight", "attention_weight", "soft_ratio"):
+            self._require_in(name, "[0, inf)")
+        for name in ("soft_floor", "prune_start", "prune_end"):
+            self._require_in(name, "[0, 1]")
+        self._require_in("prune_sparsity", "[0, 1)")
+        if self.prune_sparsity and not self.prune_start < self.prune_end:
+            raise InputError(f"prune_start ({self.prune_start}) must come before prune_end", field="prune_end")
+        self._require_int("soft_top_k", minimum=0)
+        self._require_int("prune_every", minimum=1)
+        self._require_int("soft_limit", minimum=1, optional=True)
+        if isinstance(self.soft_text, str):
+            self.soft_text = [self.soft_text]
+        self.soft_text = [str(p) for p in self.soft_text]
+        if self.soft_text and self.weighting == "fixed" and not self.soft_weight:
+            raise InputError("unlabelled text teaches only through soft labels: a soft weight of 0 leaves it nothing", field="soft_text")
+        pairs = self.hidden_layers
+        if pairs is not None and not all(isinstance(p, list) and len(p) == 2 and all(isinstance(i, int) and i >= 0 for i in p) for p in pairs):
+            raise InputError(f"must be [student, teacher] layer pairs, got {pairs!r}", field="hidden_layers")

@@ -1,0 +1,70 @@
+"""The parts of the distillation loss (the hard-label part is the model's own loss,
+:meth:`biotag.models.token_classifier.TokenClassifier.loss`).
+
+All of them compare per-word outputs (read at each word's first sub-word), except
+attention transfer, which compares sub-word attention maps and so needs the teacher to
+share the student's tokenizer.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from biotag.labels import LabelSchema
+
+
+def softmax_groups(scores: torch.Tensor, schema: LabelSchema) -> torch.Tensor:
+    """``[n, num_outputs]`` -> ``[n, groups, classes]``: the independent softmaxes of the
+    scheme (``bio``: one over all tags; ``multilabel``: one O/B/I softmax per type)."""
+    if schema.scheme == "multilabel":
+        return scores.reshape(scores.shape[0], len(schema.types), 3)
+    return scores.reshape(scores.shape[0], 1, schema.num_outputs)
+
+
+def soft_label_loss(student: torch.Tensor, teacher: torch.Tensor, schema: LabelSchema, temperature: float) -> torch.Tensor:
+    """KL(teacher || student) of temperature-scaled softmaxes, averaged over words and
+    softmax groups and multiplied by ``temperature²`` (Hinton et al.), so that its
+    gradients keep their size whatever the temperature. ``teacher`` holds logits (or
+    log-probabilities: the same distribution) of the same shape as ``student``."""
+    if student.shape[0] == 0:
+        return student.sum() * 0.0
+    log_s = F.log_softmax(softmax_groups(student, schema) / temperature, dim=-1)
+    log_t = F.log_softmax(softmax_groups(teacher.to(student.dtype), schema) / temperature, dim=-1)
+    kl = (log_t.exp() * (log_t - log_s)).sum(-1)  # [n, groups]
+    return kl.mean() * temperature**2
+
+
+class HiddenProjections(torch.nn.Module):
+    """One learned linear map per distilled layer pair from the student's width to the
+    teacher's (TinyBERT's ``W_h``); none where the widths are equal."""
+
+    def __init__(self, n_pairs: int, student_width: int, teacher_width: int) -> None:
+        super().__init__()
+        self.maps = torch.nn.ModuleList(
+            [torch.nn.Linear(student_width, teacher_width) for _ in range(n_pairs)] if student_width != teacher_width else []
+        )
+
+    def forward(self, index: int, hidden: torch.Tensor) -> torch.Tensor:
+        return self.maps[index](hidden) if len(self.maps) else hidden
+
+
+def hidden_state_loss(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor], projections: HiddenProjections) -> torch.Tensor:
+    """Mean squared error between the projected student hidden states and the
+    teacher's, per layer pair (each ``[n_words, width]``), averaged over the pairs."""
+    parts = [F.mse_loss(projections(i, s), t.to(s.dtype)) for i, (s, t) in enumerate(zip(student, teacher))]
+    return torch.stack(parts).mean()
+
+
+def attention_loss(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor], attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between head-averaged attention distributions
+    (``[batch, heads, length, length]`` each; averaging over heads lets the two models
+    have different head counts), over the rows of real (non-padding) query tokens."""
+    rows = attention_mask.bool()  # [batch, length]
+    parts = []
+    for s, t in zip(student, teacher):
+        diff = (s.mean(1) - t.to(s.dtype).mean(1))[rows]  # [real queries, length]
+        parts.append(diff.pow(2).sum(-1).mean())
+    return torch.stack(parts).mean()

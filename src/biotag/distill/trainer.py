@@ -1,0 +1,363 @@
+"""Distilling a trained biotag teacher into a smaller student.
+
+:class:`DistillTrainer` is the NER :class:`~biotag.training.trainer.Trainer` (corpora,
+items, epoch plans, evaluation, best-model saving, checkpoints and exact resume) with
+four changes: the student and label schema come from the teacher; the epoch plan mixes
+batches of unlabelled text (teacher labels only) into the gold batches; each batch's
+loss is the weighted sum of :mod:`biotag.distill.losses` parts with the weights of
+:mod:`biotag.distill.schedule`; and optional gradual magnitude pruning masks the
+student's encoder after every step. The teacher's per-word outputs come from a
+:class:`~biotag.distill.soft_labels.SoftLabelCache` filled before training starts, so
+the teacher runs once; it runs again during training only for hidden-state or
+attention transfer, which need its inner states.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from biotag.distill.config import DistillConfig
+from biotag.distill.losses import HiddenProjections, attention_loss, hidden_state_loss, soft_label_loss
+from biotag.distill.pruning import GradualPruner
+from biotag.distill.schedule import LossWeights, loss_weights
+from biotag.distill.soft_labels import SoftLabelCache, teacher_fingerprint
+from biotag.errors import InputError
+from biotag.models.predict import predict_windows
+from biotag.models.token_classifier import TokenClassifier
+from biotag.text.subwords import SubwordBatch, SubwordEncoder
+from biotag.training.checkpoint import remove_dir
+from biotag.training.config import TrainConfig
+from biotag.training.data import AlignmentStats, Example, collate_items, epoch_batches, training_items
+from biotag.training.run import run_training
+from biotag.training.trainer import Trainer
+
+log = logging.getLogger(__name__)
+
+STUDENT_INIT_DIR = "student-init"  # the teacher with layers dropped, when student_layers is set
+SOFT_CORPUS = "soft-text"
+
+
+def distill(config: DistillConfig, resume: bool = False) -> Path:
+    """Distil as ``config`` says; returns the directory of the best student (resume
+    works as for :func:`biotag.training.train`)."""
+    return run_training(config, resume, DistillTrainer, threads=config.threads or os.cpu_count() or 1)
+
+
+def soft_text_examples(paths: Sequence[str], limit: int | None, corpus_index: int, n_types: int) -> list[Example]:
+    """Sentences of unlabelled documents as examples that annotate no type."""
+    from biotag.document import Document
+    from biotag.pretrain.data import read_text_file, unique
+    from biotag.text.segment import sentence_words
+
+    examples: list[Example] = []
+    none = np.zeros(n_types, dtype=bool)
+    docs = 0
+    for doc in unique(d for path in paths for d in read_text_file(path)):
+        if limit is not None and docs >= limit:
+            break
+        docs += 1
+        document = Document(id=doc.id, text=doc.text)
+        for si, words in enumerate(sentence_words(document)):
+            if words:
+                examples.append(Example((SOFT_CORPUS, doc.id, si), corpus_index, [doc.text[a:b] for a, b in words], [], none))
+    return examples
+
+
+def layer_pairs(config: DistillConfig, student_layers: int, teacher_layers: int) -> list[tuple[int, int]]:
+    """``(student, teacher)`` indices into ``hidden_states`` (0: embeddings) to match."""
+    if config.hidden_layers is not None:
+        pairs = [(s, t) for s, t in config.hidden_layers]
+    elif config.student_layers is not None:
+        pairs = [(i + 1, layer + 1) for i, layer in enumerate(config.student_layers)]
+    else:
+        pairs = [(i, round(i * teacher_layers / student_layers)) for i in range(1, student_layers + 1)]
+    for s, t in pairs:
+        if not (s <= student_layers and t <= teacher_layers):
+            raise InputError(f"layer pair {[s, t]} is out of range (student 0..{student_layers}, teacher 0..{teacher_layers})", field="hidden_layers")
+        if config.attention_weight and (s == 0 or t == 0):
+            raise InputError("attention transfer needs encoder layers (>= 1), not the embeddings (0)", field="hidden_layers")
+    return pairs
+
+
+def same_tokenizer(a: SubwordEncoder, b: SubwordEncoder) -> bool:
+    return a.tokenizer.get_vocab() == b.tokenizer.get_vocab() and (a.prefix, a.suffix) == (b.prefix, b.suffix)
+
+
+class DistillTrainer(Trainer):
+    def __init__(self, config: DistillConfig) -> None:
+        self.teacher = TokenClassifier.from_pretrained(config.teacher)
+        schema = self.teacher.schema
+        if config.types is not None and tuple(config.types) != schema.types:
+            raise InputError(f"the student predicts the teacher's types {list(schema.types)}, not {config.types}", field="types")
+        if config.scheme is not None and config.scheme != schema.scheme:
+            raise InputError(f"the student uses the teacher's scheme {schema.scheme!r}", field="scheme")
+        student = config.encoder or str(self._layer_dropped_teacher(config))
+        from biotag.paths import find_encoder
+        from transformers import AutoTokenizer
+
+        encoder = SubwordEncoder(AutoTokenizer.from_pretrained(find_encoder(student)), max_length=config.max_length)
+        soft_examples = soft_text_examples(config.soft_text, config.soft_limit, len(config.corpora), len(schema.types))
+        self.soft_items = training_items(soft_examples, encoder, schema, AlignmentStats())  # no entities to align
+        self.soft_length = np.array([len(it.window) for it in self.soft_items], dtype=np.int64)
+        self.soft_ratio = config.soft_ratio  # _plan runs inside Trainer.__init__, before self.config is ours
+        names = {f.name for f in dataclasses.fields(TrainConfig)}
+        base = {k: v for k, v in config.to_dict().items() if k in names}
+        base.update(encoder=student, scheme=schema.scheme, types=list(schema.types), dictionary_features=False,
+                    shape_features=False, decoder=self.teacher.decoder)
+        super().__init__(TrainConfig(**base))  # corpora, student, items, plan, optimizer
+        if config.student_layers is not None:
+            remove_dir(Path(config.output_dir) / STUDENT_INIT_DIR)  # loaded; rebuilt the same way on resume
+        self.config = config  # what checkpoints record and resumes compare
+        self.n_gold = len(self.items)
+        self.pool = self.items + self.soft_items
+        self.soft_examples = soft_examples
+        self._setup_teacher_outputs()
+        self._setup_transfer()
+        self.pruner = None
+        if config.prune_sparsity:
+            start, end = (round(share * self.total_steps) for share in (config.prune_start, config.prune_end))
+            self.pruner = GradualPruner(self.model.network, config.prune_sparsity, start, end, config.prune_every)
+        self.part_sums: dict[str, float] = defaultdict(float)
+        self.part_batches: dict[str, int] = defaultdict(int)
+
+    # -- setup ------------------------------------------------------------------------------
+    def _layer_dropped_teacher(self, config: DistillConfig) -> Path:
+        from biotag.compress.structured import prune_structured
+
+        n_layers = self.teacher.network.config.num_hidden_layers
+        if max(config.student_layers) >= n_layers:
+            raise InputError(f"the teacher has layers 0..{n_layers - 1}, not {config.student_layers}", field="student_layers")
+        drop = [i for i in range(n_layers) if i not in config.student_layers]
+        target = Path(config.output_dir) / STUDENT_INIT_DIR
+        if not drop:
+            return Path(config.teacher)
+        return prune_structured(config.teacher, target, drop_layers=drop)
+
+    def _setup_teacher_outputs(self) -> None:
+        c = self.config
+        self.soft_labels = c.weighting == "dynamic" or c.soft_weight > 0
+        self.cache = None
+        self.gold_starts = self.soft_starts = np.zeros(0, dtype=np.int64)
+        if not self.soft_labels:
+            return
+        root = c.soft_cache or str(Path(c.output_dir) / "teacher-cache")
+        self.cache = SoftLabelCache(root, teacher_fingerprint(c.teacher), self.teacher.schema, c.soft_top_k)
+        gold_words = [e.words for e in self.train_examples]
+        soft_words = [e.words for e in self.soft_examples]
+        added = self.cache.add(gold_words + soft_words, lambda lists: self.teacher.predict_words(lists, batch_size=c.eval_batch_size))
+        log.info("teacher cache %s: %d sentences (%d new)", self.cache.folder, len(self.cache), added)
+        self.gold_starts, self.soft_starts = self.cache.starts(gold_words), self.cache.starts(soft_words)
+
+    def _setup_transfer(self) -> None:
+        """Hidden-state projections and attention outputs for hidden/attention transfer."""
+        c = self.config
+        self.pairs: list[tuple[int, int]] = []
+        self.teacher_same_tokenizer = same_tokenizer(self.teacher.encoder, self.model.encoder)
+        if not (c.hidden_weight or c.attention_weight):
+            return
+        if c.attention_weight and not self.teacher_same_tokenizer:
+            raise InputError("attention transfer compares sub-word attention maps: the teacher must share the student's tokenizer", field="attention_weight")
+        s_config, t_config = self.model.network.config, self.teacher.network.config
+        self.pairs = layer_pairs(c, s_config.num_hidden_layers, t_config.num_hidden_layers)
+        if c.attention_weight:
+            for net in (self.model.network, self.teacher.network):
+                net.set_attn_implementation("eager")  # the fused kernels return no attention maps
+        # part of the student module, so checkpoints hold it; save_pretrained leaves it out
+        self.model.distill_projections = HiddenProjections(len(self.pairs), s_config.hidden_size, t_config.hidden_size)
+        params = list(self.model.distill_projections.parameters())
+        if params:
+            from transformers import get_linear_schedule_with_warmup
+
+            self.optimizer.add_param_group({"params": params, "weight_decay": c.weight_decay, "lr": c.lr})
+            # rebuilt so the new group follows the warm-up and decay too
+            self.scheduler = get_linear_schedule_with_warmup(self.optimizer, round(c.warmup_ratio * self.total_steps), self.total_steps)
+
+    # -- the epoch plan ---------------------------------------------------------------------
+    def _plan(self, epoch: int) -> list[np.ndarray]:
+        """The gold batches of :meth:`Trainer._plan` and ``soft_ratio`` text batches per
+        gold batch (passes over the text drawn from ``(seed + 1, epoch)``), interleaved
+        at random positions; text batches hold item indices from ``len(self.items)`` on."""
+        gold = super()._plan(epoch)
+        c = self.config
+        n_soft = round(self.soft_ratio * len(gold)) if len(self.soft_items) else 0
+        if not n_soft:
+            return gold
+        offset = len(self.items)
+        soft: list[np.ndarray] = []
+        one_corpus = np.zeros(len(self.soft_items), dtype=np.int64)
+        passes = 0
+        while len(soft) < n_soft:
+            plan = epoch_batches(one_corpus, self.soft_length, c.batch_size, 1.0, c.seed + 1, epoch * 1000 + passes)
+            soft.extend(b + offset for b in plan)
+            passes += 1
+        batches = gold + soft[:n_soft]
+        order = np.random.default_rng([c.seed, epoch, 1]).permutation(len(batches))
+        return [batches[k] for k in order]
+
+    # -- one batch ---------------------------------------------------------------------------
+    def weights(self, step: int | None = None) -> LossWeights:
+        c = self.config
+        progress = (self.state.step if step is None else step) / max(self.total_steps, 1)
+        return loss_weights(
+            progress, weighting=c.weighting, hard=c.hard_weight, soft=c.soft_weight, floor=c.soft_floor,
+            shape=c.schedule, hidden=c.hidden_weight, attention=c.attention_weight,
+        )
+
+    def _backward(self, indices: np.ndarray, scale: float) -> None:
+        text_only = bool(indices[0] >= self.n_gold)
+        items = [self.pool[i] for i in indices]
+        batch = collate_items(items, self.model.encoder)
+        w = self.weights()
+        scores, s_hidden, s_attention = self._student_forward(batch.subwords, hidden=w.hidden > 0, attention=w.attention > 0)
+        parts: dict[str, torch.Tensor] = {}
+        if not text_only:
+            parts["hard"] = self.model.loss(
+                scores, torch.from_numpy(batch.labels), torch.from_numpy(batch.type_mask), torch.from_numpy(batch.subwords.word_rows)
+            )
+        if self.soft_labels:
+            teacher = torch.from_numpy(self._cached_teacher_scores(indices))
+            parts["soft"] = soft_label_loss(scores, teacher, self.model.schema, self.config.kd_temperature)
+        if w.hidden or w.attention:
+            t_hidden, t_attention = self._teacher_states(batch.subwords, items, text_only, attention=w.attention > 0)
+            if w.hidden:
+                parts["hidden"] = hidden_state_loss(s_hidden, t_hidden, self.model.distill_projections)
+            if w.attention:
+                parts["attention"] = attention_loss(s_attention, t_attention, torch.from_numpy(batch.subwords.attention_mask))
+        loss = sum(getattr(w, name) * part for name, part in parts.items())
+        (loss * scale).backward()
+        value = float(loss.detach())
+        for name, part in parts.items():
+            self.part_sums[name] += float(part.detach())
+            self.part_batches[name] += 1
+        self.state.loss_sum += value
+        self.state.loss_batches += 1
+        self.tokens += batch.subwords.n_tokens
+        self.bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+
+    def _student_forward(self, batch: SubwordBatch, *, hidden: bool, attention: bool):
+        """Per-word scores, and the paired layers' per-word hidden states and attention
+        maps when asked for."""
+        if not (hidden or attention):
+            return self.model(batch), [], []
+        out = self.model.network(
+            input_ids=torch.from_numpy(batch.input_ids), attention_mask=torch.from_numpy(batch.attention_mask),
+            output_hidden_states=hidden, output_attentions=attention,
+        )
+        rows, positions = torch.from_numpy(batch.word_rows), torch.from_numpy(batch.word_positions)
+        states = [out.hidden_states[s][rows, positions] for s, _ in self.pairs] if hidden else []
+        maps = [out.attentions[s - 1] for s, _ in self.pairs] if attention else []
+        return out.logits[rows, positions], states, maps
+
+    def _cached_teacher_scores(self, indices: np.ndarray) -> np.ndarray:
+        rows = []
+        for i in indices:
+            item = self.pool[i]
+            starts = self.gold_starts if i < self.n_gold else self.soft_starts
+            rows.append(starts[item.window.sequence] + item.window.words)
+        return self.cache.scores(np.concatenate(rows))
+
+    @torch.no_grad()
+    def _teacher_states(self, batch: SubwordBatch, items, text_only: bool, *, attention: bool):
+        """The teacher's per-word hidden states of the paired layers (and attention maps).
+        With the student's tokenizer the teacher reads the student's batch; otherwise it
+        reads each sentence with its own tokenizer and the two meet on words."""
+        self.teacher.eval()
+        layers = [t for _, t in self.pairs]
+        if self.teacher_same_tokenizer:
+            out = self.teacher.network(
+                input_ids=torch.from_numpy(batch.input_ids), attention_mask=torch.from_numpy(batch.attention_mask),
+                output_hidden_states=True, output_attentions=attention,
+            )
+            rows, positions = torch.from_numpy(batch.word_rows), torch.from_numpy(batch.word_positions)
+            return [out.hidden_states[t][rows, positions] for t in layers], [out.attentions[t - 1] for t in layers] if attention else []
+        examples = self.soft_examples if text_only else self.train_examples
+        sequences = list(dict.fromkeys(it.window.sequence for it in items))
+        width = self.teacher.network.config.hidden_size
+
+        def run(sub: SubwordBatch) -> np.ndarray:
+            out = self.teacher.network(
+                input_ids=torch.from_numpy(sub.input_ids), attention_mask=torch.from_numpy(sub.attention_mask), output_hidden_states=True
+            )
+            r, p = torch.from_numpy(sub.word_rows), torch.from_numpy(sub.word_positions)
+            return torch.cat([out.hidden_states[t][r, p] for t in layers], dim=-1).numpy()
+
+        per_word = predict_windows(self.teacher.encoder, run, [examples[s].words for s in sequences], width * len(layers))
+        where = {s: k for k, s in enumerate(sequences)}
+        rows = np.concatenate([per_word[where[it.window.sequence]][it.window.words] for it in items])
+        return list(torch.from_numpy(rows).split(width, dim=-1)), []
+
+    # -- pruning, evaluation, the model card -----------------------------------------------------
+    def _optimizer_step(self) -> None:
+        super()._optimizer_step()
+        if self.pruner is not None:
+            self.pruner.after_step(self.state.step + 1)
+
+    def _record_score(self, f1: float, report) -> None:
+        if self.pruner is not None and not self.pruner.done(self.state.step):
+            return  # a denser model than the final one is no candidate, nor a reason to stop
+        super()._record_score(f1, report)
+
+    def restore(self, checkpoint: dict) -> None:
+        super().restore(checkpoint)
+        if self.pruner is not None:
+            self.pruner.restore()
+
+    def _log_line(self, record: dict) -> None:
+        if record.get("event") == "data":
+            record["distillation"] = self._distillation_summary()
+        elif record.get("event") == "eval":
+            record["weights"] = self.weights().to_dict()
+            # means since the last evaluation in this process (after a restart: since it)
+            record["loss_parts"] = {k: round(self.part_sums[k] / self.part_batches[k], 6) for k in self.part_sums}
+            if self.pruner is not None:
+                record["sparsity"] = round(self.pruner.measured(), 4)
+            self.part_sums.clear()
+            self.part_batches.clear()
+        super()._log_line(record)
+
+    def _distillation_summary(self) -> dict:
+        c = self.config
+        teacher_metrics = self.teacher.card.get("metrics") or {}
+        summary = {
+            "teacher": c.teacher,
+            "teacher_encoder": self.teacher.encoder_name,
+            "teacher_devel_f1": teacher_metrics.get("devel_f1"),
+            "student": c.encoder or f"teacher layers {c.student_layers}",
+            "losses": {
+                "hard": "gold labels (the model's loss, partial labels where a corpus does not annotate a type)",
+                "soft": f"KL at temperature {c.kd_temperature}" if self.soft_labels else None,
+                "hidden": f"MSE, layer pairs {self.pairs}" if c.hidden_weight else None,
+                "attention": f"MSE of head-averaged attention, layer pairs {self.pairs}" if c.attention_weight else None,
+            },
+            "weighting": (
+                {"kind": "dynamic", "soft": f"{c.soft_floor} + (1 - {c.soft_floor}) * d(step / total), d {c.schedule}", "hard": "1 - soft"}
+                if c.weighting == "dynamic"
+                else {"kind": "fixed", "hard": c.hard_weight, "soft": c.soft_weight}
+            ),
+            "hidden_weight": c.hidden_weight,
+            "attention_weight": c.attention_weight,
+            "soft_text": {"files": c.soft_text, "sentences": len(self.soft_examples), "windows": len(self.soft_items), "ratio": c.soft_ratio},
+            "teacher_cache": None if self.cache is None else {"format": "fp16 logits" if not c.soft_top_k else f"top-{c.soft_top_k} fp16", "sentences": len(self.cache)},
+        }
+        if self.pruner is not None:
+            summary["pruning"] = {
+                "method": "gradual magnitude (Zhu & Gupta cubic schedule), per encoder Linear matrix",
+                "target": c.prune_sparsity, "steps": [self.pruner.start, self.pruner.end], "every": self.pruner.every,
+                "sparsity": round(self.pruner.measured(), 4),
+            }
+        return summary
+
+    def _card(self, report) -> dict:
+        card = super()._card(report)
+        card["distillation"] = self._distillation_summary()
+        card["data"] = {**card["data"], SOFT_CORPUS: {"train_sentences": len(self.soft_examples), "labels": "teacher only"}}
+        return card
+
