@@ -24,7 +24,6 @@ import datetime
 import ipaddress
 import json
 import os
-import platform
 import shlex
 import socket
 import statistics
@@ -169,23 +168,9 @@ def percentile(values: list[float], q: int) -> float:
 
 
 def hardware() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        import psutil
+    from biotag.bench.report import hardware as machine, load_average
 
-        memory_gib = round(psutil.virtual_memory().total / 2**30, 1)
-    except ImportError:
-        memory_gib = None
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": memory_gib, "load_average_1m_before": load and round(load[0], 2),
-            "python": platform.python_version(), "os": platform.platform(terse=True)}
+    return {**machine(), "load_average_1m_before": load_average()}
 
 
 def summarise(results: Results, elapsed: float, args: argparse.Namespace, ready: dict, hw: dict, command: str) -> dict:

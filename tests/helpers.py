@@ -1,4 +1,5 @@
-"""Test fixtures shared across test files: a tiny random BERT encoder directory.
+"""Test fixtures shared across test files: a tiny random BERT encoder directory (and a
+tiny MPNet one with the real MPNet tokenizer).
 
 ``make_tiny_encoder(dir)`` writes, in a couple of hundred milliseconds, a Hugging Face
 encoder directory (random BERT, 2 layers of width 32, a small *cased* WordPiece vocab and
@@ -54,6 +55,26 @@ def make_tiny_encoder(directory: str | Path, *, seed: int = 0, max_positions: in
     )
     torch.manual_seed(seed)
     BertModel(config).save_pretrained(directory)
+    return directory
+
+
+def make_tiny_mpnet(directory: str | Path, *, max_positions: int = 66) -> Path:
+    """A tiny random MPNet (relative attention bias, no token types, 2 reserved positions)
+    with mpnet-base's real tokenizer; skips the test when that tokenizer is not installed."""
+    import pytest
+    from transformers import AutoTokenizer, MPNetConfig, MPNetModel
+
+    from biotag.paths import encoders_root
+
+    source = encoders_root() / "mpnet-base"
+    if not (source / "tokenizer.json").is_file():
+        pytest.skip(f"mpnet-base tokenizer not found under {encoders_root()}")
+    directory = Path(directory)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    config = MPNetConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=max_positions, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    MPNetModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
     return directory
 
 

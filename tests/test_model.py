@@ -13,8 +13,7 @@ import torch.nn.functional as F
 from biotag.errors import InputError
 from biotag.labels import IGNORE, LabelSchema
 from biotag.models.token_classifier import TokenClassifier, word_loss
-from biotag.paths import encoders_root
-from helpers import make_tiny_encoder
+from helpers import make_tiny_encoder, make_tiny_mpnet
 
 SENTENCES = [
     ["The", "BRCA1", "gene", "is", "mutated", "in", "breast", "cancer", "."],
@@ -80,16 +79,7 @@ def test_saved_model_loads_with_auto_model_for_token_classification(model, tmp_p
 
 def test_mpnet_architecture(tmp_path):
     """Any encoder with a ...ForTokenClassification class works: a tiny random MPNet."""
-    from transformers import AutoTokenizer, MPNetConfig, MPNetModel
-
-    source = encoders_root() / "mpnet-base"
-    if not (source / "tokenizer.json").is_file():
-        pytest.skip(f"mpnet-base tokenizer not found under {encoders_root()}")
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    config = MPNetConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=64, max_position_embeddings=66, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
-    MPNetModel(config).save_pretrained(tmp_path / "enc")
-    tokenizer.save_pretrained(tmp_path / "enc")
+    make_tiny_mpnet(tmp_path / "enc")
     with pytest.raises(InputError) as info:  # 66 positions minus MPNet's 2 reserved ones
         TokenClassifier.from_encoder(tmp_path / "enc", BIO, max_length=65)
     assert info.value.field == "max_length"

@@ -21,7 +21,7 @@ from biotag.runtime.engine import FastTokenizer, OnnxTokenClassifier
 from biotag.runtime.export import export_onnx
 from biotag.text.subwords import SubwordEncoder
 
-from helpers import make_tiny_encoder
+from helpers import make_tiny_encoder, make_tiny_mpnet
 
 SCHEMES = {
     "bio": LabelSchema(("Gene", "Disease"), "bio"),
@@ -117,16 +117,7 @@ def test_fp32_entities_identical_through_the_tagger(scheme, torch_models, fp32_e
 def test_mpnet_exports_and_matches_pytorch(tmp_path):
     """MPNet (relative attention bias, no token types) exports too; the BERT fusions that
     do not apply are left out, and results still match."""
-    from transformers import AutoTokenizer, MPNetConfig, MPNetModel
-
-    source = encoders_root() / "mpnet-base"
-    if not (source / "tokenizer.json").is_file():
-        pytest.skip(f"mpnet-base tokenizer not found under {encoders_root()}")
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    config = MPNetConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=64, max_position_embeddings=66, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
-    MPNetModel(config).save_pretrained(tmp_path / "enc")
-    tokenizer.save_pretrained(tmp_path / "enc")
+    make_tiny_mpnet(tmp_path / "enc")
     model = TokenClassifier.from_encoder(tmp_path / "enc", SCHEMES["bio"], max_length=MAX_LENGTH)
     model.save_pretrained(tmp_path / "torch")
     out = export_onnx(tmp_path / "torch", tmp_path / "onnx", quantize="none")

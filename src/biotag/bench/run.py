@@ -61,7 +61,7 @@ def model_name(directory: Path, taken: set[str]) -> str:
 
 def describe(directory: Path) -> dict[str, Any]:
     """Encoder shape and label schema of a model directory."""
-    from biotag.runtime.engine import read_metadata
+    from biotag.models.metadata import read_metadata
 
     metadata, schema = read_metadata(directory)
     info: dict[str, Any] = {"types": list(schema.types), "scheme": schema.scheme}

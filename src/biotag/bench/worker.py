@@ -159,7 +159,7 @@ def _hf_runner(spec: dict[str, Any]):
     from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
     from transformers.utils import logging as hf_logging
 
-    from biotag.runtime.engine import read_metadata
+    from biotag.models.metadata import read_metadata
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()

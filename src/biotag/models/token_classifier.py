@@ -28,13 +28,13 @@ import torch.nn.functional as F
 
 from biotag.errors import InputError
 from biotag.labels import IGNORE, LabelSchema, TokenSpan
+from biotag.models.metadata import BIOTAG_FILE, read_metadata
 from biotag.models.predict import predict_windows
 from biotag.paths import find_encoder
 from biotag.text.subwords import SubwordBatch, SubwordEncoder
 
 log = logging.getLogger(__name__)
 
-BIOTAG_FILE = "biotag.json"
 FORMAT_VERSION = 1
 # weights of the optional feature fusion and CRF layers (biotag's own, beside the HF files)
 HEADS_FILE = "biotag_heads.safetensors"
@@ -143,14 +143,7 @@ class TokenClassifier(torch.nn.Module):
         from transformers import AutoTokenizer
 
         directory = Path(directory)
-        meta_path = directory / BIOTAG_FILE
-        if not meta_path.is_file():
-            raise InputError("not a biotag model directory (no biotag.json)", path=str(directory), field="model")
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            schema = LabelSchema.from_dict(meta["schema"])
-        except (ValueError, KeyError, TypeError) as error:
-            raise InputError(f"unreadable model metadata: {error}", path=str(meta_path), field="schema") from None
+        meta, schema = read_metadata(directory)
         from biotag.compress.structured import load_network  # a head-pruned model needs rebuilding
 
         with _quiet_transformers():

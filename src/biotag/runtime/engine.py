@@ -27,10 +27,10 @@ from tokenizers import Tokenizer
 
 from biotag.errors import InputError
 from biotag.labels import LabelSchema, TokenSpan
+from biotag.models.metadata import read_metadata
 from biotag.models.predict import predict_windows
 from biotag.text.subwords import SubwordBatch, SubwordEncoder
 
-BIOTAG_FILE = "biotag.json"
 TOKENIZER_FILE = "tokenizer.json"
 INPUT_NAMES = ("input_ids", "attention_mask")
 FEATURES_INPUT = "word_features"  # int64 [batch, sequence, width], only in models with word features
@@ -198,19 +198,6 @@ def feeds(batch: SubwordBatch) -> dict[str, np.ndarray]:
         dense[batch.word_rows, batch.word_positions] = batch.word_features
         out[FEATURES_INPUT] = dense
     return out
-
-
-def read_metadata(directory: Path) -> tuple[dict[str, Any], LabelSchema]:
-    """``biotag.json`` of a model directory and its label schema."""
-    path = directory / BIOTAG_FILE
-    if not path.is_file():
-        raise InputError("not a biotag model directory (no biotag.json)", path=str(directory), field="model")
-    try:
-        metadata = json.loads(path.read_text(encoding="utf-8"))
-        schema = LabelSchema.from_dict(metadata["schema"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise InputError(f"unreadable model metadata: {error}", path=str(path), field="schema") from None
-    return metadata, schema
 
 
 def default_threads() -> int:

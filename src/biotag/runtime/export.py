@@ -45,7 +45,8 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from biotag.errors import BiotagError, InputError
-from biotag.runtime.engine import BIOTAG_FILE, OUTPUT_NAME, feeds, read_metadata
+from biotag.models.metadata import BIOTAG_FILE, read_metadata
+from biotag.runtime.engine import OUTPUT_NAME, feeds
 from biotag.text.subwords import SubwordBatch, SubwordEncoder
 
 log = logging.getLogger(__name__)
