@@ -75,6 +75,25 @@ def test_pruning_dead_heads_and_neurons_keeps_outputs(model_dir, tmp_path):
     assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in original.parameters())
 
 
+def test_pruning_nothing_is_the_same_model(model_dir, tmp_path):
+    original = TokenClassifier.from_pretrained(model_dir)
+    out = prune_structured(model_dir, tmp_path / "p")
+    same = TokenClassifier.from_pretrained(out)
+    assert PRUNED_HEADS not in json.loads((out / "config.json").read_text())
+    a, b = original.network.state_dict(), same.network.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert _max_diff(same.predict_words(WORDS), original.predict_words(WORDS)) == 0.0
+
+
+def test_dropped_layer_is_the_one_named_and_the_others_keep_their_weights(model_dir, tmp_path):
+    original = TokenClassifier.from_pretrained(model_dir).network.bert.encoder.layer
+    pruned = TokenClassifier.from_pretrained(prune_structured(model_dir, tmp_path / "p", drop_layers=[1])).network.bert.encoder.layer
+    assert len(pruned) == LAYERS - 1
+    for new, old in ((0, 0), (1, 2)):
+        a, b = pruned[new].state_dict(), original[old].state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in b)
+
+
 def test_activation_importance_finds_the_dead_head(model_dir, tmp_path):
     out = prune_structured(model_dir, tmp_path / "p", heads=1 / (HEADS * LAYERS), word_lists=WORDS)
     assert json.loads((out / "config.json").read_text())[PRUNED_HEADS] == {"0": [2]}
@@ -146,6 +165,22 @@ def test_magnitude_sparsity_zeroes_weights_and_still_exports(model_dir, tmp_path
     assert _max_diff(engine.predict_words(WORDS), model.predict_words(WORDS)) < 1e-4
     with pytest.raises(InputError, match="sparsity"):
         magnitude_prune(model_dir, tmp_path / "x", sparsity=1.5)
+
+
+def test_per_matrix_sparsity_reaches_the_target_in_every_matrix(model_dir, tmp_path):
+    out = magnitude_prune(model_dir, tmp_path / "s", sparsity=0.8, scope="layer")
+    model = TokenClassifier.from_pretrained(out)
+    original = dict(TokenClassifier.from_pretrained(model_dir).network.named_parameters())
+    linears = [(n, m.weight) for n, m in model.network.named_modules() if isinstance(m, torch.nn.Linear) and ".encoder." in f".{n}."]
+    assert len(linears) == LAYERS * 6  # query, key, value, attention output, intermediate, output
+    for name, weight in linears:
+        assert abs(float((weight == 0).float().mean()) - 0.8) < 0.01, name
+        kept = weight != 0  # the survivors are the largest-magnitude entries, unchanged
+        before = original[f"{name}.weight"]
+        assert torch.equal(weight[kept], before[kept])
+        assert before[kept].abs().min() >= before[~kept].abs().max()
+    card = json.loads((out / "biotag.json").read_text())["training"]["compression"][-1]
+    assert card["scope"] == "layer" and abs(card["sparsity"] - 0.8) < 0.01
 
 
 def test_export_command_compresses(model_dir, tmp_path):
