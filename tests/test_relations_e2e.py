@@ -96,3 +96,60 @@ def test_export_int8_and_evaluate_both_backends(tmp_path):
     # compression options belong to NER exports: refused, not silently ignored
     refused = runner.invoke(app, ["export", str(model_dir), "-o", str(tmp_path / "pruned"), "--prune-heads", "0.5"])
     assert refused.exit_code != 0 and "--prune-heads" in refused.output and not (tmp_path / "pruned").exists()
+
+
+def _always(task, label, root):
+    import torch
+
+    from biotag.relations.model import RelationClassifier
+
+    model = RelationClassifier.from_encoder(make_tiny_encoder(root / "encoder"), task, style="typed", max_length=32)
+    with torch.no_grad():
+        model.network.classifier.bias[:] = 0.0
+        model.network.classifier.bias[task.all_labels.index(label)] = 20.0
+    return model
+
+
+def test_document_evaluation_end_to_end_matches_predicted_entities_by_span(tmp_path):
+    from biotag.document import Document
+    from biotag.io import jsonl
+    from biotag.relations.evaluate import evaluate_documents
+
+    corpus = _toy_relation_corpus(tmp_path / "toy")
+    gold = list(jsonl.read(corpus / "devel.jsonl"))
+    model = _always(TOY, "binds", tmp_path)  # every candidate pair is a relation
+
+    def first_sentence_ner(docs: list[Document]) -> list[Document]:
+        # a stand-in NER: the gold entities of each document's first sentence, under new ids
+        by_id = {d.id: d for d in gold}
+        for doc in docs:
+            assert not doc.entities and not doc.relations  # only the text goes in
+            for e in by_id[doc.id].entities:
+                if e.id.endswith("0"):
+                    doc.add_entity(e.start, e.end, e.type, id=f"X{e.id}")
+        return docs
+
+    with_gold = evaluate_documents(model, str(corpus), "devel")
+    end_to_end = evaluate_documents(model, str(corpus), "devel", annotate=first_sentence_ner)
+    first = sum(r.arguments[0].entity_id == "C0" for d in gold for r in d.relations)
+    total = sum(len(d.relations) for d in gold)
+    assert with_gold["entities"] == "gold" and with_gold["pair"]["recall"] == 1.0 and with_gold["pair"]["fp"] == len(gold) * 2 - total
+    assert end_to_end["entities"] == "predicted" and end_to_end["recall_ceiling"] == 1.0
+    assert end_to_end["recall_ceiling_predicted_entities"] == round(first / total, 4)
+    # predicted entities with other ids still match the gold relations by their spans
+    assert (end_to_end["pair"]["tp"], end_to_end["pair"]["fp"], end_to_end["pair"]["fn"]) == (first, len(gold) - first, total - first)
+
+
+def test_evaluate_relations_annotate_option_runs_the_bundled_ner(tmp_path):
+    corpus = _toy_relation_corpus(tmp_path / "toy")
+    model_dir = _always(TOY, "binds", tmp_path).save_pretrained(tmp_path / "model")
+    scores = tmp_path / "scores.json"
+    runner = CliRunner()
+    args = ["evaluate-relations", "-m", str(model_dir), "-d", str(corpus), "--split", "devel", "--threads", "1", "--json", str(scores)]
+    result = runner.invoke(app, [*args, "--level", "documents", "--annotate", "ner"])
+    assert result.exit_code == 0, result.output
+    (report,) = json.loads(scores.read_text())
+    assert report["entities"] == "predicted" and 0 <= report["recall_ceiling_predicted_entities"] <= 1
+    assert "recall ceiling with the entities of ner" in result.output
+    wrong = runner.invoke(app, [*args, "--annotate", "ner"])  # pairs level has no documents to annotate
+    assert wrong.exit_code != 0 and "--level documents" in wrong.output

@@ -67,6 +67,8 @@ def register(app: typer.Typer) -> None:
         window: int = typer.Option(1, help="Sentences per candidate pair for document corpora."),
         limit: Optional[int] = typer.Option(None, help="Score a seeded random subset of this many pairs."),
         output_json: Optional[Path] = typer.Option(None, "--json", help="Also write the full results as JSON."),
+        annotate_steps: Optional[str] = typer.Option(None, "--annotate", help="Documents level, end to end: find the entities with these pipeline steps (e.g. ner,linking) in the text instead of using the gold ones."),
+        ner_model: Optional[Path] = typer.Option(None, "--ner-model", help="NER model for --annotate (default: the bundled model)."),
     ) -> None:
         """Score relation models: BLURB micro-F1 + per-class table, pairs/s; or document level."""
         from biotag.cli import _fail
@@ -75,8 +77,16 @@ def register(app: typer.Typer) -> None:
 
         if level not in ("pairs", "documents"):
             _fail(BiotagError(f"--level must be pairs or documents, got {level!r}"))
+        if annotate_steps and level != "documents":
+            _fail(BiotagError("--annotate (end to end) needs --level documents"))
         results = []
         try:
+            annotate = None
+            if annotate_steps:
+                from biotag.api import load
+
+                nlp = load(ner_model, steps=annotate_steps, threads=threads)
+                annotate = lambda docs: list(nlp.pipe(docs))  # noqa: E731
             for path in model:
                 predictor = load_relation_model(path, backend=backend, threads=threads)
                 kind = "onnx" if hasattr(predictor, "session") else "torch"
@@ -87,9 +97,11 @@ def register(app: typer.Typer) -> None:
                     typer.echo(report.table())
                     result["scores"] = report.to_dict()
                 else:
-                    result = evaluate_documents(predictor, dataset, split, window=window, batch_size=batch_size)
-                    typer.echo(f"\n## {path} ({kind}) on {dataset} {split}: {result['documents']} documents, {result['level']} level")
+                    result = evaluate_documents(predictor, dataset, split, window=window, batch_size=batch_size, annotate=annotate)
+                    typer.echo(f"\n## {path} ({kind}) on {dataset} {split}: {result['documents']} documents, {result['level']} level, {result['entities']} entities")
                     typer.echo(f"recall ceiling (window {window}): {result['recall_ceiling']}")
+                    if annotate is not None:
+                        typer.echo(f"recall ceiling with the entities of {annotate_steps}: {result['recall_ceiling_predicted_entities']}")
                     for name in ("pair", "typed"):
                         s = result[name]
                         typer.echo(f"{name:6s} P {100 * s['precision']:.2f}  R {100 * s['recall']:.2f}  F1 {100 * s['f1']:.2f}")
