@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
         student: Optional[str] = typer.Option(None, "--student", help="Student encoder directory or short name (minilm-l3...)."),
         student_layers: Optional[str] = typer.Option(None, help="Instead of --student: the teacher's layers to keep, e.g. 0,2,4."),
         config: Optional[Path] = typer.Option(None, help="DistillConfig JSON; command-line options override it."),
+        unify_types: Optional[bool] = typer.Option(None, "--unify-types/--corpus-types", help="Map corpus labels to unified types (default: as the teacher)."),
         soft_text: Optional[List[Path]] = typer.Option(None, "--soft-text", help="Unlabelled text (.jsonl or .txt) the teacher labels; repeat."),
         soft_limit: Optional[int] = typer.Option(None, help="Read at most this many --soft-text documents."),
         soft_ratio: Optional[float] = typer.Option(None, help="Unlabelled-text batches per gold batch."),
@@ -58,7 +59,7 @@ def register(app: typer.Typer) -> None:
         from biotag.distill import DistillConfig, distill as run
 
         options = {
-            "teacher": teacher, "output_dir": output, "corpora": list(corpus) if corpus else None, "encoder": student,
+            "teacher": teacher, "output_dir": output, "corpora": list(corpus) if corpus else None, "encoder": student, "unify_types": unify_types,
             "soft_limit": soft_limit, "soft_ratio": soft_ratio, "soft_top_k": soft_top_k, "soft_cache": soft_cache,
             "weighting": weighting, "schedule": schedule, "soft_floor": soft_floor, "hard_weight": hard_weight,
             "soft_weight": soft_weight, "kd_temperature": kd_temperature, "hidden_weight": hidden_weight,

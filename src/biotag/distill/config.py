@@ -48,6 +48,7 @@ class DistillConfig(TrainConfig):
 
     encoder: str | None = None  # the student encoder (or student_layers)
     scheme: str | None = None  # the teacher's
+    unify_types: bool | None = None  # None: as the teacher was trained (its card), else True
     teacher: str = ""
     student_layers: list[int] | None = None
     kd_temperature: float = 2.0

@@ -87,6 +87,23 @@ def layer_pairs(config: DistillConfig, student_layers: int, teacher_layers: int)
     return pairs
 
 
+@torch.no_grad()
+def word_hidden_states(model: TokenClassifier, word_lists: Sequence[Sequence[str]], layers: Sequence[int]) -> list[np.ndarray]:
+    """Per sentence, float32 ``[n_words, len(layers) * width]``: the model's hidden states
+    of ``layers`` (indices into ``hidden_states``) at each word's first sub-word, read with
+    the model's own tokenizer and windows; how models with different tokenizers meet."""
+
+    def run(batch: SubwordBatch) -> np.ndarray:
+        out = model.network(
+            input_ids=torch.from_numpy(batch.input_ids), attention_mask=torch.from_numpy(batch.attention_mask), output_hidden_states=True
+        )
+        rows, positions = torch.from_numpy(batch.word_rows), torch.from_numpy(batch.word_positions)
+        return torch.cat([out.hidden_states[t][rows, positions] for t in layers], dim=-1).numpy()
+
+    model.eval()
+    return predict_windows(model.encoder, run, word_lists, model.network.config.hidden_size * len(layers))
+
+
 def same_tokenizer(a: SubwordEncoder, b: SubwordEncoder) -> bool:
     return a.tokenizer.get_vocab() == b.tokenizer.get_vocab() and (a.prefix, a.suffix) == (b.prefix, b.suffix)
 
@@ -110,7 +127,8 @@ class DistillTrainer(Trainer):
         self.soft_ratio = config.soft_ratio  # _plan runs inside Trainer.__init__, before self.config is ours
         names = {f.name for f in dataclasses.fields(TrainConfig)}
         base = {k: v for k, v in config.to_dict().items() if k in names}
-        base.update(encoder=student, scheme=schema.scheme, types=list(schema.types), dictionary_features=False,
+        unify = config.unify_types if config.unify_types is not None else (self.teacher.card.get("config") or {}).get("unify_types", True)
+        base.update(encoder=student, scheme=schema.scheme, unify_types=unify, types=list(schema.types), dictionary_features=False,
                     shape_features=False, decoder=self.teacher.decoder)
         super().__init__(TrainConfig(**base))  # corpora, student, items, plan, optimizer
         if config.student_layers is not None:
@@ -280,19 +298,10 @@ class DistillTrainer(Trainer):
             return [out.hidden_states[t][rows, positions] for t in layers], [out.attentions[t - 1] for t in layers] if attention else []
         examples = self.soft_examples if text_only else self.train_examples
         sequences = list(dict.fromkeys(it.window.sequence for it in items))
-        width = self.teacher.network.config.hidden_size
-
-        def run(sub: SubwordBatch) -> np.ndarray:
-            out = self.teacher.network(
-                input_ids=torch.from_numpy(sub.input_ids), attention_mask=torch.from_numpy(sub.attention_mask), output_hidden_states=True
-            )
-            r, p = torch.from_numpy(sub.word_rows), torch.from_numpy(sub.word_positions)
-            return torch.cat([out.hidden_states[t][r, p] for t in layers], dim=-1).numpy()
-
-        per_word = predict_windows(self.teacher.encoder, run, [examples[s].words for s in sequences], width * len(layers))
+        per_word = word_hidden_states(self.teacher, [examples[s].words for s in sequences], layers)
         where = {s: k for k, s in enumerate(sequences)}
         rows = np.concatenate([per_word[where[it.window.sequence]][it.window.words] for it in items])
-        return list(torch.from_numpy(rows).split(width, dim=-1)), []
+        return list(torch.from_numpy(rows).split(self.teacher.network.config.hidden_size, dim=-1)), []
 
     # -- pruning, evaluation, the model card -----------------------------------------------------
     def _optimizer_step(self) -> None:

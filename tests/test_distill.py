@@ -1,0 +1,327 @@
+"""Distillation: losses, loss-weight and sparsity schedules, the teacher-output cache, word
+alignment across tokenizers, gradual pruning, ``biotag distill`` and exact resume."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from biotag.distill import DistillConfig, distill
+from biotag.distill import trainer as trainer_module
+from biotag.distill.losses import HiddenProjections, attention_loss, hidden_state_loss, soft_label_loss
+from biotag.distill.pruning import GradualPruner, encoder_linear_weights
+from biotag.distill.schedule import cubic_sparsity, decay, loss_weights
+from biotag.distill.soft_labels import SoftLabelCache, compress_scores, restore_scores, teacher_fingerprint
+from biotag.distill.trainer import layer_pairs, word_hidden_states
+from biotag.errors import InputError
+from biotag.labels import LabelSchema
+from biotag.models.token_classifier import TokenClassifier
+from helpers import TINY_WORDS, make_tiny_encoder, tiny_vocab
+
+BIO = LabelSchema(("gene", "disease"), "bio")
+MULTI = LabelSchema(("gene", "disease"), "multilabel")
+
+
+# -- losses ------------------------------------------------------------------------------
+@pytest.mark.parametrize("schema", [BIO, MULTI])
+def test_soft_label_kl_is_zero_only_when_the_student_matches_the_teacher(schema):
+    torch.manual_seed(0)
+    teacher = torch.randn(7, schema.num_outputs)
+    assert soft_label_loss(teacher.clone(), teacher, schema, 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    # a constant added to a softmax group is the same distribution
+    shifted = teacher + (torch.arange(schema.num_outputs) // 3 if schema.scheme == "multilabel" else 5.0)
+    assert soft_label_loss(shifted, teacher, schema, 2.0).item() == pytest.approx(0.0, abs=1e-5)
+    assert soft_label_loss(torch.randn(7, schema.num_outputs), teacher, schema, 2.0).item() > 0.01
+
+
+def test_multilabel_kl_is_one_softmax_per_type():
+    torch.manual_seed(1)
+    student, teacher = torch.randn(4, 6), torch.randn(4, 6)
+    t = 3.0
+    expected = []
+    for group in (slice(0, 3), slice(3, 6)):
+        p = torch.softmax(teacher[:, group] / t, -1)
+        expected.append((p * (p.log() - torch.log_softmax(student[:, group] / t, -1))).sum(-1))
+    assert soft_label_loss(student, teacher, MULTI, t).item() == pytest.approx(torch.stack(expected).mean().item() * t * t, rel=1e-5)
+
+
+def test_hidden_projection_maps_student_width_to_teacher_width():
+    proj = HiddenProjections(2, 32, 48)
+    student = [torch.randn(5, 32), torch.randn(5, 32)]
+    assert proj(0, student[0]).shape == (5, 48)
+    loss = hidden_state_loss(student, [torch.randn(5, 48), torch.randn(5, 48)], proj)
+    loss.backward()
+    assert loss.item() > 0 and all(p.grad is not None for p in proj.parameters())
+    same = HiddenProjections(2, 32, 32)
+    assert not list(same.parameters())  # equal widths: compared as they are
+    assert hidden_state_loss(student, [s.clone() for s in student], same).item() == 0.0
+
+
+def test_attention_loss_compares_head_averages_on_real_tokens():
+    s = torch.softmax(torch.randn(2, 4, 5, 5), -1)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    assert attention_loss([s], [s.clone()], mask).item() == 0.0
+    two_heads = s.mean(1, keepdim=True).expand(2, 2, 5, 5)  # other head count, same average
+    assert attention_loss([s], [two_heads], mask).item() == pytest.approx(0.0, abs=1e-7)
+    changed = s.clone()
+    changed[0, :, 4] = torch.softmax(torch.randn(4, 5), -1)  # a padding query row: ignored
+    assert attention_loss([changed], [s], mask).item() == pytest.approx(0.0, abs=1e-7)
+    assert attention_loss([torch.softmax(torch.randn(2, 4, 5, 5), -1)], [s], mask).item() > 0
+
+
+# -- schedules ---------------------------------------------------------------------------
+def test_decay_shapes():
+    assert [decay(p, "linear") for p in (0, 0.25, 0.5, 1)] == [1.0, 0.75, 0.5, 0.0]
+    assert [round(decay(p, "cosine"), 6) for p in (0, 0.5, 1)] == [1.0, 0.5, 0.0]
+    assert decay(0.1, "cosine") > decay(0.1, "linear")  # cosine is flat at the start
+    assert decay(-1) == 1.0 and decay(2) == 0.0
+
+
+def test_dynamic_weights_move_from_soft_to_hard_and_fixed_ones_stay():
+    start = loss_weights(0.0, weighting="dynamic", floor=0.2)
+    middle = loss_weights(0.5, weighting="dynamic", floor=0.2)
+    end = loss_weights(1.0, weighting="dynamic", floor=0.2, hidden=0.5)
+    assert (start.soft, start.hard) == (1.0, 0.0)
+    assert (middle.soft, middle.hard) == pytest.approx((0.6, 0.4))
+    assert (end.soft, end.hard, end.hidden) == pytest.approx((0.2, 0.8, 0.5))
+    for p in (0.0, 0.7, 1.0):
+        assert loss_weights(p, weighting="fixed", hard=0.3, soft=2.0) == loss_weights(0.0, weighting="fixed", hard=0.3, soft=2.0)
+    assert loss_weights(0.7, weighting="fixed", hard=0.3, soft=2.0).soft == 2.0
+
+
+def test_cubic_sparsity_schedule():
+    values = [cubic_sparsity(t, 0.8, 10, 50) for t in range(0, 61)]
+    assert values[:11] == [0.0] * 11 and values[50:] == [0.8] * 11
+    assert cubic_sparsity(30, 0.8, 10, 50) == pytest.approx(0.8 * (1 - 0.5**3))
+    assert all(a <= b for a, b in zip(values, values[1:]))
+    assert values[20] - values[10] > values[50] - values[40]  # fast first, slow at the end
+
+
+# -- the teacher cache --------------------------------------------------------------------
+@pytest.mark.parametrize("schema", [BIO, MULTI])
+def test_compact_forms_restore_the_teacher_distribution(schema):
+    rng = np.random.default_rng(0)
+    scores = rng.normal(0, 3, size=(50, schema.num_outputs)).astype(np.float32)
+    groups = 2 if schema.scheme == "multilabel" else 1
+    probs = lambda x: torch.softmax(torch.from_numpy(x).reshape(50, groups, -1), -1).numpy()  # noqa: E731
+    logits = restore_scores(*compress_scores(scores, schema, 0), schema, 0)
+    assert np.allclose(probs(logits), probs(scores), atol=2e-3)
+    classes = schema.num_outputs // groups
+    full = restore_scores(*compress_scores(scores, schema, classes), schema, classes)
+    assert np.allclose(probs(full), probs(scores), atol=1e-3)
+    values, indices = compress_scores(scores, schema, 2)
+    assert values.dtype == np.float16 and indices.dtype == np.uint16 and values.shape == (50, groups * 2)
+    top2 = probs(restore_scores(values, indices, schema, 2))
+    original = probs(scores)
+    assert np.allclose(top2.sum(-1), 1.0, atol=1e-5)
+    best = np.argsort(-original, -1)[..., :2]
+    assert np.allclose(np.take_along_axis(top2, best, -1), np.take_along_axis(original, best, -1), atol=2e-3)
+
+
+def test_cache_stores_each_sentence_once_and_reads_back_from_disk(tmp_path):
+    calls: list[int] = []
+
+    def predict(lists):
+        calls.append(len(lists))
+        return [np.arange(len(w) * BIO.num_outputs, dtype=np.float32).reshape(len(w), -1) / 10 + len(w) for w in lists]
+
+    cache = SoftLabelCache(tmp_path, "abc", BIO, top_k=2)
+    sentences = [["The", "gene"], ["A", "disease", "here"], ["The", "gene"]]
+    assert cache.add(sentences, predict) == 2 and calls == [2]
+    assert cache.add(sentences, predict) == 0 and calls == [2]  # nothing new: the teacher does not run
+    assert cache.add([["new"]], predict) == 1
+    reread = SoftLabelCache(tmp_path, "abc", BIO, top_k=2)
+    assert len(reread) == 3
+    starts = reread.starts([["A", "disease", "here"], ["new"]])
+    rows = reread.scores(starts[0] + np.arange(3))
+    expected = restore_scores(*compress_scores(predict([sentences[1]])[0], BIO, 2), BIO, 2)
+    assert np.allclose(rows, expected)
+    assert not (tmp_path / "abc-top2" / "keys.pkl").exists() and (tmp_path / "abc-top2" / "values.npy").is_file()
+    assert len(SoftLabelCache(tmp_path, "other-teacher", BIO, top_k=2)) == 0
+    with pytest.raises(InputError):
+        reread.starts([["never", "seen"]])
+
+
+# -- models ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_teacher(tmp_path_factory) -> Path:
+    """A random tiny BERT token classifier saved as a biotag model (bio, 2 types)."""
+    root = tmp_path_factory.mktemp("teacher")
+    encoder = make_tiny_encoder(root / "encoder")
+    model = TokenClassifier.from_encoder(encoder, BIO, max_length=32)
+    return model.save_pretrained(root / "model")
+
+
+def with_other_tokenizer(model_dir: Path, target: Path) -> Path:
+    """A copy of a tiny model whose tokenizer has no whole words: every word splits into
+    characters, so its sub-words (and windows) differ from the original's."""
+    from transformers import BertTokenizerFast
+
+    shutil.copytree(model_dir, target)
+    vocab = [t for t in tiny_vocab() if t not in TINY_WORDS]  # the whole words are the vocabulary's tail: ids stay
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        (target / name).unlink(missing_ok=True)
+    (target / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizerFast(vocab=str(target / "vocab.txt"), do_lower_case=False, model_max_length=128).save_pretrained(target)
+    return target
+
+
+def test_word_alignment_with_a_different_tokenizer(tiny_teacher, tmp_path):
+    other = TokenClassifier.from_pretrained(with_other_tokenizer(tiny_teacher, tmp_path / "chars"))
+    words = ["The", "Aspirin", "dose", "of", "BRCA", "."]
+    mine = TokenClassifier.from_pretrained(tiny_teacher)
+    assert len(other.tokenizer(words, is_split_into_words=True)["input_ids"]) > len(mine.tokenizer(words, is_split_into_words=True)["input_ids"])
+    [states] = word_hidden_states(other, [words], [1, 2])
+    assert states.shape == (len(words), 2 * 32)
+    # by hand: the hidden state at each word's first sub-word of the model's own encoding
+    encoded = other.tokenizer(words, is_split_into_words=True, return_tensors="pt")
+    first = [encoded.word_ids().index(i) for i in range(len(words))]
+    with torch.no_grad():
+        hidden = other.network(**encoded, output_hidden_states=True).hidden_states
+    expected = torch.cat([hidden[1][0, first], hidden[2][0, first]], -1).numpy()
+    assert np.allclose(states, expected, atol=1e-5)
+    # the cached soft labels are per word too: one row per word whatever the tokenizer
+    [scores] = other.predict_words([words])
+    assert scores.shape == (len(words), BIO.num_outputs)
+
+
+def test_default_layer_pairs():
+    config = DistillConfig(teacher="t", corpora=["c"], output_dir="o", student_layers=[0, 2, 4])
+    assert layer_pairs(config, 3, 6) == [(1, 1), (2, 3), (3, 5)]
+    config = DistillConfig(teacher="t", corpora=["c"], output_dir="o", encoder="minilm-l3")
+    assert layer_pairs(config, 3, 6) == [(1, 2), (2, 4), (3, 6)]
+    with pytest.raises(InputError):
+        layer_pairs(config.replace(hidden_layers=[[4, 1]]), 3, 6)
+
+
+def test_gradual_pruning_reaches_the_target_and_pruned_weights_stay_zero(tiny_teacher):
+    model = TokenClassifier.from_pretrained(tiny_teacher)
+    pruner = GradualPruner(model.network, 0.6, start=2, end=12, every=3)
+    levels = []
+    for step in range(1, 16):
+        with torch.no_grad():  # an optimizer step would revive pruned weights
+            for w in pruner.weights:
+                w.add_(torch.randn_like(w) * 0.01)
+        pruner.after_step(step)
+        levels.append(pruner.measured())
+    assert levels[0] == 0.0 and all(a <= b + 1e-9 for a, b in zip(levels, levels[1:]))
+    for w in encoder_linear_weights(model.network):
+        assert (w == 0).float().mean().item() == pytest.approx(0.6, abs=1e-3)  # each matrix
+    assert model.network.classifier.weight.ne(0).all()  # the head stays dense
+    again = GradualPruner(model.network, 0.6, start=2, end=12, every=3)
+    again.restore()  # after a restart the zeros are the mask
+    assert again.level == pytest.approx(0.6, abs=1e-3) and all(torch.equal(a, b) for a, b in zip(again.masks, pruner.masks))
+
+
+# -- biotag distill ----------------------------------------------------------------------------
+def _read_evals(out: Path) -> list[tuple]:
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    return [(r["step"], r["loss"], r["devel"]["f1"], r["weights"]["soft"]) for r in records if r["event"] == "eval"]
+
+
+def test_cli_distills_a_trained_teacher_into_a_pruned_student(toy_trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from biotag.cli import app
+
+    teacher, corpus = toy_trained
+    text = tmp_path / "abstracts.jsonl"
+    rows = [{"pmid": "1", "title": "The Aspirin dose.", "abstract": "The Kinase of the Mouse is a gene."},
+            {"pmid": "2", "title": "Held out.", "abstract": "The Insulin test.", "in_test_split": True}]
+    text.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "student"
+    args = ["distill", "-t", str(teacher), "-c", str(corpus), "--student-layers", "1", "-o", str(out), "--soft-text", str(text),
+            "--soft-ratio", "0.25", "--soft-top-k", "2", "--prune-sparsity", "0.3", "--hidden-weight", "0.5",
+            "--epochs", "4", "--lr", "3e-3", "--batch-size", "8", "--max-length", "32", "--threads", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    student = TokenClassifier.from_pretrained(out / "model")
+    assert student.network.config.num_hidden_layers == 1 and student.schema == TokenClassifier.from_pretrained(teacher).schema
+    card = student.card["distillation"]
+    assert card["teacher"] == str(teacher) and card["weighting"]["kind"] == "dynamic"
+    assert card["soft_text"]["sentences"] == 2  # the in_test_split record is dropped
+    assert card["pruning"]["sparsity"] == pytest.approx(0.3, abs=1e-3)
+    assert "distillation" in (out / "model" / "README.md").read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best_f1"] > 0.5  # the toy rule is learnable from the teacher's one remaining layer
+    bad = CliRunner().invoke(app, ["distill", "-t", str(teacher), "-c", str(corpus), "-o", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "student" in bad.output
+
+
+def _resume_config(teacher: Path, corpus: Path, out: Path, student: Path) -> DistillConfig:
+    return DistillConfig(
+        teacher=str(teacher), corpora=[str(corpus)], output_dir=str(out), encoder=str(student), unify_types=False,
+        epochs=3, lr=3e-3, batch_size=8, max_length=32, threads=1, patience=0, checkpoint_every=4, eval_every=5,
+        hidden_weight=1.0, soft_cache=str(out.parent / "shared-cache"),
+    )
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(toy_trained, tmp_path, monkeypatch):
+    teacher, corpus = toy_trained
+    student = make_tiny_encoder(tmp_path / "student-encoder", seed=3)
+    full = distill(_resume_config(teacher, corpus, tmp_path / "full", student))
+
+    original = trainer_module.DistillTrainer._optimizer_step
+    steps = []
+
+    def crash_after_nine(self):
+        original(self)
+        steps.append(1)
+        if len(steps) == 9:  # after the checkpoint at step 8, before the one at 12
+            raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(trainer_module.DistillTrainer, "_optimizer_step", crash_after_nine)
+    cut = _resume_config(teacher, corpus, tmp_path / "cut", student)
+    with pytest.raises(KeyboardInterrupt):
+        distill(cut)
+    monkeypatch.setattr(trainer_module.DistillTrainer, "_optimizer_step", original)
+    assert not (tmp_path / "cut" / "summary.json").exists()
+    with pytest.raises(InputError) as info:
+        distill(cut.replace(kd_temperature=4.0), resume=True)
+    assert info.value.field == "kd_temperature"
+    resumed = distill(cut, resume=True)
+    assert _read_evals(tmp_path / "cut") == _read_evals(tmp_path / "full")
+    a, b = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_config_errors_name_the_setting(tmp_path):
+    for changes, field in [
+        ({"encoder": "minilm-l3", "student_layers": [0]}, "encoder"),
+        ({"encoder": "minilm-l3", "weighting": "sometimes"}, "weighting"),
+        ({"encoder": "minilm-l3", "soft_text": ["a.txt"], "weighting": "fixed", "soft_weight": 0.0}, "soft_text"),
+        ({"encoder": "minilm-l3", "prune_sparsity": 0.5, "prune_start": 0.8, "prune_end": 0.5}, "prune_end"),
+        ({"student_layers": [1, 1]}, "student_layers"),
+    ]:
+        with pytest.raises(InputError) as info:
+            DistillConfig(teacher="t", corpora=["c"], output_dir=str(tmp_path), **changes)
+        assert info.value.field == field
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"corpora": ["c"], "output_dir": "o", "encoder": "x"}))
+    with pytest.raises(InputError) as info:
+        DistillConfig.from_json(path)
+    assert info.value.field == "teacher" and str(path) in str(info.value)
+
+
+def test_distills_from_a_teacher_with_another_tokenizer(toy_trained, tmp_path):
+    teacher, corpus = toy_trained
+    other = with_other_tokenizer(teacher, tmp_path / "char-teacher")
+    student = make_tiny_encoder(tmp_path / "student-encoder", seed=5)
+    config = DistillConfig(
+        teacher=str(other), corpora=[str(corpus)], output_dir=str(tmp_path / "run"), encoder=str(student),
+        max_steps=4, batch_size=8, max_length=32, threads=1, hidden_weight=1.0, checkpoint_every=0,
+    )
+    model = TokenClassifier.from_pretrained(distill(config))
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    parts = [r["loss_parts"] for r in records if r["event"] == "eval"][-1]
+    assert set(parts) == {"hard", "soft", "hidden"} and parts["hidden"] > 0
+    assert model.schema == TokenClassifier.from_pretrained(teacher).schema
+    with pytest.raises(InputError) as info:  # attention maps are per sub-word: they need one tokenizer
+        distill(config.replace(output_dir=str(tmp_path / "att"), attention_weight=1.0))
+    assert info.value.field == "attention_weight"
