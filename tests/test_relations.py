@@ -46,6 +46,19 @@ def test_candidates_follow_type_constraints_and_head_type():
     assert pairs == [("C1", "G1"), ("C2", "G1"), ("C3", "G2")]
 
 
+def test_candidates_read_corpus_labels_as_unified_types():
+    doc = _doc()
+    for e, label in zip(doc.entities, ("protein", "Chemical", "ChemicalEntity", "GENE", "Chemical", "Disease")):
+        e.type = label
+    candidates = list(candidate_pairs(doc, CHEMPROT))
+    assert [(c.head.id, c.tail.id) for c in candidates] == [("C1", "G1"), ("C2", "G1"), ("C3", "G2")]
+    rendered, _ = render(to_example(doc, candidates[0]), "typed", CHEMPROT.type_names)
+    assert rendered.startswith("[E2:GENE]TP53[/E2:GENE] is inhibited by [E1:CHEMICAL]aspirin[/E1:CHEMICAL]")
+    # a task that names a corpus label itself keeps it
+    own = RelationTask("own", ("r",), "none", (("Chemical", "gene"),))
+    assert ("C1", "G1") in _pairs(doc, own) and to_example(doc, candidates[0]).head.type == "chemical"
+
+
 def test_candidates_sentence_window():
     assert set(_pairs(_doc(), CHEMPROT, window=2)) == {("C1", "G1"), ("C2", "G1"), ("C3", "G2"), ("C3", "G1"), ("C1", "G2"), ("C2", "G2")}
     region = [c for c in candidate_pairs(_doc(), CHEMPROT, window=2) if c.head.id == "C1" and c.tail.id == "G2"][0]

@@ -3,7 +3,10 @@
 Two entities are a candidate pair when
 
 * their types are a pair the task allows (``chemical``-``gene`` for ChemProt; either
-  order too for a symmetric task such as DDI's ``chemical``-``chemical``),
+  order too for a symmetric task such as DDI's ``chemical``-``chemical``); an entity
+  type the task does not name is read as its unified type (:mod:`biotag.entity_types`),
+  so entities of an NER model with corpus labels (``Chemical``, ``GENE``, ``protein``)
+  pair up too,
 * they lie within ``window`` sentences of each other (1: the same sentence, the
   default; 2: the same or adjacent sentences...), a sentence being the one holding the
   entity's first character (documents without a sentence layer are segmented first),
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from biotag.document import Document, Entity
+from biotag.entity_types import default_type_map
 from biotag.errors import InputError
 from biotag.relations.datasets import RelationTask
 from biotag.relations.examples import Mention, RelationExample
@@ -33,6 +37,8 @@ class Candidate:
     tail: Entity
     start: int  # the region of text the model reads
     end: int
+    head_type: str = ""  # the arguments' types as the task names them
+    tail_type: str = ""
 
 
 def _links(entity: Entity) -> set[tuple[str, str]]:
@@ -57,6 +63,9 @@ def candidate_pairs(doc: Document, task: RelationTask, *, window: int = 1) -> It
 
     entities = doc.sorted_entities()
     where = [sentence_of(e) for e in entities]
+    named = {t for pair in task.pairs for t in pair}
+    unify = default_type_map(unknown="keep")
+    types = [e.type if e.type in named else unify(e.type) for e in entities]
     for i, a in enumerate(entities):
         for j in range(i + 1, len(entities)):
             b = entities[j]
@@ -66,20 +75,21 @@ def candidate_pairs(doc: Document, task: RelationTask, *, window: int = 1) -> It
                 continue
             if _links(a) & _links(b):
                 continue
+            ta, tb = types[i], types[j]
             if task.symmetric:
-                if not task.allows(a.type, b.type):
+                if not task.allows(ta, tb):
                     continue
-                head, tail = a, b
-            elif (a.type, b.type) in task.pairs:
-                head, tail = a, b
-            elif (b.type, a.type) in task.pairs:
-                head, tail = b, a
+                head, tail = (a, ta), (b, tb)
+            elif (ta, tb) in task.pairs:
+                head, tail = (a, ta), (b, tb)
+            elif (tb, ta) in task.pairs:
+                head, tail = (b, tb), (a, ta)
             else:
                 continue
             first, last = sentences[where[i]] if sentences else None, sentences[where[j]] if sentences else None
             start = min(first.start if first else 0, a.start, b.start)
             end = max(last.end if last else len(doc.text), a.end, b.end)
-            yield Candidate(head, tail, start, end)
+            yield Candidate(head[0], tail[0], start, end, head[1], tail[1])
 
 
 def to_example(doc: Document, candidate: Candidate, label: str | None = None) -> RelationExample:
@@ -90,7 +100,7 @@ def to_example(doc: Document, candidate: Candidate, label: str | None = None) ->
     return RelationExample(
         f"{doc.id}:{head.id}:{tail.id}",
         doc.text[candidate.start : candidate.end],
-        Mention(head.start - offset, head.end - offset, head.type),
-        Mention(tail.start - offset, tail.end - offset, tail.type),
+        Mention(head.start - offset, head.end - offset, candidate.head_type or head.type),
+        Mention(tail.start - offset, tail.end - offset, candidate.tail_type or tail.type),
         label,
     )
