@@ -15,6 +15,7 @@ MODULES = [
     "biotag.commands.batch",
     "biotag.commands.pretrain",
     "biotag.commands.bench",
+    "biotag.commands.deid",
     "biotag.commands.distill",
 ]
 
