@@ -23,6 +23,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from transformers import AutoTokenizer
 
 from biotag.distill.config import DistillConfig
 from biotag.distill.losses import HiddenProjections, attention_loss, hidden_state_loss, soft_label_loss
@@ -32,6 +33,7 @@ from biotag.distill.soft_labels import SoftLabelCache, teacher_fingerprint
 from biotag.errors import InputError
 from biotag.models.predict import predict_windows
 from biotag.models.token_classifier import TokenClassifier
+from biotag.paths import find_encoder
 from biotag.text.subwords import SubwordBatch, SubwordEncoder
 from biotag.training.checkpoint import remove_dir
 from biotag.training.config import TrainConfig
@@ -117,9 +119,6 @@ class DistillTrainer(Trainer):
         if config.scheme is not None and config.scheme != schema.scheme:
             raise InputError(f"the student uses the teacher's scheme {schema.scheme!r}", field="scheme")
         student = config.encoder or str(self._layer_dropped_teacher(config))
-        from biotag.paths import find_encoder
-        from transformers import AutoTokenizer
-
         encoder = SubwordEncoder(AutoTokenizer.from_pretrained(find_encoder(student)), max_length=config.max_length)
         soft_examples = soft_text_examples(config.soft_text, config.soft_limit, len(config.corpora), len(schema.types))
         self.soft_items = training_items(soft_examples, encoder, schema, AlignmentStats())  # no entities to align
