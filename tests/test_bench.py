@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from biotag.bench import report
 from biotag.bench.run import add_ratios, plan
-from biotag.bench.worker import add_hf_entities, hf_label_names
+from biotag.bench.worker import add_hf_entities, hf_pipeline, multilabel_to_bio_logits
 from biotag.cli import app
 from biotag.document import Document
 from biotag.errors import InputError
@@ -123,11 +123,52 @@ def test_bad_inputs_are_clear_errors(setup, tmp_path):
     assert result.exit_code != 0 and "none.jsonl" in result.output
 
 
-def test_hf_labels_and_entities():
-    schema = LabelSchema(("gene", "cell_type"), "multilabel")
-    assert hf_label_names(schema.output_names, "multilabel") == {0: "O", 1: "B-gene", 2: "I-gene", 3: "O", 4: "B-cell_type", 5: "I-cell_type"}
-    bio = LabelSchema(("Gene",), "bio")
-    assert hf_label_names(bio.output_names, "bio") == {0: "O", 1: "B-Gene", 2: "I-Gene"}
+def test_multilabel_logits_become_joint_single_label_scores():
+    import itertools
+
+    import torch
+
+    torch.manual_seed(0)
+    logits = torch.randn(4, 5, 3 * 3)  # 4 x 5 tokens, 3 types
+    flat = multilabel_to_bio_logits(logits, 3).softmax(-1)
+    assert flat.shape == (4, 5, 1 + 2 * 3)
+    p = logits.unflatten(-1, (3, 3)).softmax(-1)  # [..., type, O/B/I]
+    # brute force: every labelling with at most one non-O type, renormalised
+    outcomes = [(None, None)] + [(t, c) for t in range(3) for c in (1, 2)]
+    joint = []
+    for t, c in outcomes:
+        classes = [c if u == t else 0 for u in range(3)]
+        joint.append(torch.stack([p[..., u, k] for u, k in zip(range(3), classes)]).prod(0))
+    joint = torch.stack(joint, -1)
+    assert torch.allclose(flat, joint / joint.sum(-1, keepdim=True), atol=1e-6)
+    assert len(list(itertools.product(range(3), repeat=3))) > len(outcomes)  # overlaps are what it leaves out
+
+
+def test_hf_pipeline_decodes_a_multilabel_head_per_type(setup):
+    """A head sure that every token is O for "Thing" (logit 5) and B for "Gene" (logit 3):
+    a softmax over all six outputs picks Thing's O everywhere (no entities); the joint
+    per-type reading finds Gene."""
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    model = AutoModelForTokenClassification.from_pretrained(setup["teacher"])
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor([5.0, 0.0, 0.0, 0.0, 3.0, 0.0]))  # Thing:O/B/I, Gene:O/B/I
+    schema = LabelSchema(("Thing", "Gene"), "multilabel")
+    ner = hf_pipeline(model, AutoTokenizer.from_pretrained(setup["teacher"]), schema, stride=4)
+    found = ner("BRCA gene")
+    assert found and {e["entity_group"] for e in found} == {"Gene"}
+    bio = setup["root"] / "student-torch"  # a bio head: the pipeline reads it as it is
+    plain = AutoModelForTokenClassification.from_pretrained(bio)
+    with torch.no_grad():
+        plain.classifier.weight.zero_()
+        plain.classifier.bias.copy_(torch.tensor([0.0, 4.0, 0.0]))  # O, B-Thing, I-Thing
+    found = hf_pipeline(plain, AutoTokenizer.from_pretrained(bio), LabelSchema(("Thing",), "bio"), stride=4)("BRCA gene")
+    assert found and {e["entity_group"] for e in found} == {"Thing"}
+
+
+def test_hf_entities_become_document_entities():
     doc = Document(id="d", text="BRCA1 and T cells")
     add_hf_entities(doc, [{"start": 0, "end": 6, "entity_group": "gene", "score": 0.9}, {"start": 9, "end": 10, "entity_group": "x", "score": 0.5}])
     assert [(e.text, e.type) for e in doc.entities] == [("BRCA1", "gene")]

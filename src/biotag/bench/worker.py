@@ -3,7 +3,8 @@ in a fresh subprocess per configuration, so that peak RSS and warm caches are it
 
 ``python -m biotag.bench.worker SPEC.json RESULT.json``: ``SPEC`` says what to run
 (``kind`` ``hf`` = the Hugging Face ``pipeline("token-classification",
-aggregation_strategy="simple")``, or ``biotag`` with ``backend`` ``torch`` / ``onnx``), on
+aggregation_strategy="simple")``, given single-label BIO scores when the model has a
+multilabel head: :func:`hf_pipeline`; or ``biotag`` with ``backend`` ``torch`` / ``onnx``), on
 which texts (a JSON list the parent wrote) and corpora; ``RESULT`` receives speed, memory
 and F1.
 
@@ -138,25 +139,57 @@ def _f1(report) -> float:
 
 
 # -- Hugging Face pipeline --------------------------------------------------------------
-def hf_label_names(output_names: Sequence[str], scheme: str) -> dict[int, str]:
-    """Labels the HF pipeline's decoding understands. A ``bio`` head's names already are
-    (``O``, ``B-t``, ``I-t``). A ``multilabel`` head (an O/B/I triple per type, each a
-    softmax of its own) is renamed ``t:B`` -> ``B-t``, ``t:I`` -> ``I-t``, ``t:O`` -> ``O``:
-    the pipeline then takes the argmax over all outputs at once, which is what a user of
-    the pipeline gets from such a model; the cost is the same, the F1 is lower than the
-    head's own per-type decoding."""
-    if scheme != "multilabel":
-        return dict(enumerate(output_names))
-    names = {}
-    for i, name in enumerate(output_names):
-        entity_type, _, tag = name.rpartition(":")
-        names[i] = "O" if tag == "O" else f"{tag}-{entity_type}"
-    return names
+def multilabel_to_bio_logits(logits, n_types: int):
+    """A ``multilabel`` head's logits (an O/B/I triple per type, each its own softmax;
+    shape ``[..., 3 * n_types]``) as log-scores of the ``1 + 2 * n_types`` single-label
+    outcomes of a ``bio`` head (``O``, ``B-t``, ``I-t`` in :class:`LabelSchema` order):
+    ``O`` is every type O, ``B-t`` / ``I-t`` is type t B / I and every other type O -- their
+    joint probability under the head's independent per-type softmaxes. The pipeline's own
+    softmax over these renormalises them, so its argmax is the most probable labelling with
+    at most one type per token (the pipeline's output cannot hold overlapping types)."""
+    import torch
+
+    log_p = torch.log_softmax(logits.unflatten(-1, (n_types, 3)).float(), dim=-1)  # [..., type, O/B/I]
+    all_o = log_p[..., 0].sum(-1, keepdim=True)
+    others_o = all_o - log_p[..., 0]  # every type but this one O
+    b_and_i = log_p[..., 1:] + others_o.unsqueeze(-1)  # [..., type, B/I]
+    return torch.cat([all_o, b_and_i.flatten(-2)], dim=-1)
+
+
+def hf_pipeline(model, tokenizer, schema, *, stride: int):
+    """``pipeline("token-classification", aggregation_strategy="simple")`` over a biotag
+    model. A ``bio`` head is what the pipeline expects; a ``multilabel`` one is not (a
+    softmax over all its outputs mixes independent per-type decisions, and F1 collapses to
+    a few points), so its logits are rewritten by
+    :func:`multilabel_to_bio_logits` in the pipeline's forward step -- the ten lines a user
+    of such a model must add -- and the model is given the matching ``bio`` label names."""
+    from transformers import TokenClassificationPipeline, pipeline
+
+    from biotag.labels import LabelSchema
+
+    kind = TokenClassificationPipeline
+    if schema.scheme == "multilabel":
+        n_types = len(schema.types)
+
+        class MultilabelTokenClassificationPipeline(TokenClassificationPipeline):
+            def _forward(self, model_inputs):
+                outputs = super()._forward(model_inputs)
+                outputs["logits"] = multilabel_to_bio_logits(outputs["logits"], n_types)
+                return outputs
+
+        kind = MultilabelTokenClassificationPipeline
+    names = LabelSchema(schema.types, "bio").output_names
+    model.config.id2label = dict(enumerate(names))
+    model.config.label2id = {name: i for i, name in enumerate(names)}
+    return pipeline(
+        "token-classification", model=model, tokenizer=tokenizer, aggregation_strategy="simple", device=-1, stride=stride,
+        pipeline_class=kind,
+    )  # fmt: skip
 
 
 def _hf_runner(spec: dict[str, Any]):
     import torch
-    from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     from biotag.models.metadata import read_metadata
@@ -167,13 +200,11 @@ def _hf_runner(spec: dict[str, Any]):
     directory = Path(spec["model_dir"])
     _, schema = read_metadata(directory)
     model = AutoModelForTokenClassification.from_pretrained(directory)
-    model.config.id2label = hf_label_names(schema.output_names, schema.scheme)
-    model.config.label2id = {v: k for k, v in model.config.id2label.items()}
     tokenizer = AutoTokenizer.from_pretrained(directory)
     # abstracts longer than the encoder's 512 positions are cut into overlapping windows
     # (without `stride` the pipeline fails on them)
     stride = min(spec.get("hf_stride", 128), tokenizer.model_max_length // 4)
-    ner = pipeline("token-classification", model=model, tokenizer=tokenizer, aggregation_strategy="simple", device=-1, stride=stride)
+    ner = hf_pipeline(model, tokenizer, schema, stride=stride)
     batch_size = spec.get("hf_batch_size", 1)
 
     def tag_many(texts):
