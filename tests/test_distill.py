@@ -280,12 +280,15 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(toy_trained, tmp
     cut = _resume_config(teacher, corpus, tmp_path / "cut", student)
     with pytest.raises(KeyboardInterrupt):
         distill(cut)
-    monkeypatch.setattr(trainer_module.DistillTrainer, "_optimizer_step", original)
     assert not (tmp_path / "cut" / "summary.json").exists()
     with pytest.raises(InputError) as info:
         distill(cut.replace(kd_temperature=4.0), resume=True)
     assert info.value.field == "kd_temperature"
+    steps.clear()
+    monkeypatch.setattr(trainer_module.DistillTrainer, "_optimizer_step", lambda self: (original(self), steps.append(1)))
     resumed = distill(cut, resume=True)
+    total = json.loads((tmp_path / "full" / "summary.json").read_text())["steps"]
+    assert len(steps) == total - 8  # continued from the checkpoint at step 8, not from scratch
     assert _read_evals(tmp_path / "cut") == _read_evals(tmp_path / "full")
     a, b = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
