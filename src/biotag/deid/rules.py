@@ -42,9 +42,9 @@ _Y = r"(?:(?:19|20)\d{2}|\d{2})"  # 4- or 2-digit year
 _ORD = r"(?:st|nd|rd|th)?"
 _CLOCK = r"(?:(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d)?(?:\s*[ap]\.?m\.?)?|(?:1[0-2]|0?[1-9])\s*[ap]\.?m\.?)"
 # words after which "3/10" or "10/5" is a score or a ventilator setting, not a date
-_RATIO_BEFORE = r"(?:pain|rating|rated|scale|peep|psv?|c\s*pap|bi-?pap|flowby|ac|simv|imv|vent|of|grip|murmur|d5|%)"
+_RATIO_BEFORE = r"(?:pain|c/o|rating|rated|scale|peep|psv?|c\s*pap|bi-?pap|flowby|ac|simv|imv|vent|of|grip|murmur|d5|%)"
 # words after which "1/2" or "4/4" is a fraction or a count
-_RATIO_AFTER = r"(?:ns\b|n/s|strength|str\b|st\b|up\b|hrs?\b|hours?\b|dose|bottles?|liters?|of\b|psv|peep|cpap|%|x\s*\d)"
+_RATIO_AFTER = r"(?:(?:\w+\s+)?pain|ns\b|n/s|strength|str\b|st\b|up\b|hrs?\b|hours?\b|dose|bottles?|liters?|of\b|psv|peep|cpap|%|x\s*\d)"
 _FRACTIONS = {"1/2", "1/3", "2/3", "1/4", "3/4"}
 
 
@@ -95,8 +95,8 @@ RECOGNISERS: tuple[Recogniser, ...] = (
     Recogniser("date-md", DATE, _re(rf"(?<![\w/.-]){_M}/{_D}(?![\w/]|-\d|\.\d)"), _not_a_ratio),
     # month/2-digit year of a history item ("AVR 8/88", "fx 5/97"): 32-99 cannot be a day
     Recogniser("date-month-yy", DATE, _re(rf"(?<![\w/.-]){_M}/(?:3[2-9]|[4-9]\d)(?![\w/']|-\d|\.\d)")),
-    Recogniser("date-month-day", DATE, _re(rf"\b{_MONTH}\s*{_D}{_ORD}\b(?:,?\s*(?:19|20)?\d{{2}}\b)?")),
-    Recogniser("date-day-month", DATE, _re(rf"\b{_D}{_ORD}\s*(?:of\s+)?{_MONTH}(?:,?\s*(?:19|20)?\d{{2}}\b)?")),
+    Recogniser("date-month-day", DATE, _re(rf"\b{_MONTH}\s*{_D}{_ORD}\b(?:,?\s*(?:\d{{4}}|\d{{2}})\b)?")),
+    Recogniser("date-day-month", DATE, _re(rf"\b{_D}{_ORD}\s*(?:of\s+)?{_MONTH}(?:,?\s*(?:\d{{4}}|\d{{2}})\b)?")),
     Recogniser("date-month-year", DATE, _re(rf"\b{_MONTH},?\s*(?:of\s+)?(?:(?:19|20)\d{{2}}\b|'\d{{2}}\b)")),
     Recogniser(
         "date-year",
@@ -107,7 +107,7 @@ RECOGNISERS: tuple[Recogniser, ...] = (
         ),
     ),
     Recogniser("date-year-list", DATE, _re(r"(?<=\d{4},\s)(?P<phi>(?:19|20)\d{2})\b")),
-    Recogniser("date-apostrophe-year", DATE, _re(r"(?<![\w'])'(?P<phi>\d{2})\b(?!')")),
+    Recogniser("date-apostrophe-year", DATE, _re(r"(?<![\d'])'(?P<phi>\d{2})\b(?!')")),
     # -- times (off by default, see the module docstring) --
     Recogniser("time", TIME, _re(rf"(?<![\w:]){_CLOCK}(?![\w:])")),
     # -- contact details --

@@ -58,6 +58,15 @@ def _case_like(original: str, word: str) -> str:
     return word[:1].upper() + word[1:].lower()
 
 
+def _restyle(surrogate: str, original: str) -> str:
+    letters = [c for c in original if c.isalpha()]
+    if len(letters) > 1 and all(c.isupper() for c in letters):
+        return surrogate.upper()
+    if letters and all(c.islower() for c in letters):
+        return surrogate.lower()
+    return surrogate
+
+
 def _norm(text: str) -> str:
     return " ".join(text.split()).lower()
 
@@ -91,8 +100,10 @@ class Surrogates:
         none acceptable under ``forbidden`` (the current document's PHI) was drawn."""
         key = (_family(kind), _norm(original))
         known = self._spans.get(key)
-        if known is not None and forbidden.allows(known, original):
-            return known
+        if known is not None:
+            known = _restyle(known, original)  # "JONES" after "Jones": same surrogate, upper case
+            if forbidden.allows(known, original):
+                return known
         for attempt in range(self.ATTEMPTS):
             candidate = self._draw(original, kind, attempt, forbidden)
             if candidate is not None and forbidden.allows(candidate, original):
