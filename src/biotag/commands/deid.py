@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Replace protected health information (PHI) in clinical notes by tags or surrogates."""
         from biotag.cli import _fail
-        from biotag.deid.notes import deidentify_notes, note_record, read_notes
+        from biotag.deid.notes import deidentify_notes, read_notes
         from biotag.deid.redact import MODES
 
         try:
