@@ -164,9 +164,9 @@ def _bio_transitions(n_types: int) -> np.ndarray:
     return allowed
 
 
-def viterbi(logp: np.ndarray, transitions: np.ndarray) -> np.ndarray:
+def viterbi(logp: np.ndarray, transitions: np.ndarray, end: np.ndarray | None = None) -> np.ndarray:
     """Best state sequence for emission log-probs ``[n, k]`` under ``transitions``
-    (``[k+1, k]``, last row = start)."""
+    (``[k+1, k]``, last row = start) and, when given, end scores ``[k]``."""
     n, k = logp.shape
     score = logp[0] + transitions[k]
     back = np.zeros((n, k), dtype=np.int64)
@@ -175,6 +175,8 @@ def viterbi(logp: np.ndarray, transitions: np.ndarray) -> np.ndarray:
         cand = score[:, None] + trans  # [prev, cur]
         back[i] = cand.argmax(0)
         score = cand.max(0) + logp[i]
+    if end is not None:
+        score = score + end
     path = np.empty(n, dtype=np.int64)
     path[-1] = int(score.argmax())
     for i in range(n - 1, 0, -1):

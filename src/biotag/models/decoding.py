@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from biotag.labels import LabelSchema, TokenSpan, _bio_transitions, _spans_from_ids, spans_from_tags
+from biotag.labels import LabelSchema, TokenSpan, _bio_transitions, _spans_from_ids, spans_from_tags, viterbi
 
 DECODERS = ("greedy", "viterbi", "crf")
 
@@ -62,19 +62,7 @@ def _chain_scores(params: CrfParams, chain: int, allowed: np.ndarray) -> tuple[n
 
 
 def crf_viterbi(emissions: np.ndarray, trans: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    n, s = emissions.shape
-    score = start + emissions[0]
-    back = np.zeros((n, s), dtype=np.int64)
-    for i in range(1, n):
-        cand = score[:, None] + trans
-        back[i] = cand.argmax(0)
-        score = cand.max(0) + emissions[i]
-    score = score + end
-    path = np.empty(n, dtype=np.int64)
-    path[-1] = int(score.argmax())
-    for i in range(n - 1, 0, -1):
-        path[i - 1] = back[i, path[i]]
-    return path
+    return viterbi(emissions, np.vstack([trans, start[None]]), end)
 
 
 def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:

@@ -45,7 +45,7 @@ from biotag.paths import find_encoder
 from biotag.pretrain.config import PretrainConfig
 from biotag.pretrain.data import IGNORE, Batcher, Chunks, chunk_documents, is_heldout, read_text_file, shared_texts, unique
 from biotag.training.checkpoint import CHECKPOINT_DIR, remove_dir, replacing_dir
-from biotag.training.run import SUMMARY_FILE, CheckpointedRun, run_facts, run_training
+from biotag.training.run import SUMMARY_FILE, CheckpointedRun, adamw, run_facts, run_training
 from biotag.training.trainer import _command_line, seed_everything
 
 log = logging.getLogger(__name__)
@@ -210,12 +210,7 @@ class Pretrainer(CheckpointedRun):
         for p in self.model.parameters():
             p.requires_grad_(not head_only or id(p) not in base_ids)
         params = [p for p in (head.parameters() if head_only and head is not None else self.model.parameters()) if p.requires_grad]
-        decay = [p for p in params if p.ndim >= 2]
-        no_decay = [p for p in params if p.ndim < 2]
-        self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=c.head_lr if head_only else c.lr,
-        )
+        self.optimizer = adamw(params, lr=c.head_lr if head_only else c.lr, weight_decay=c.weight_decay)
         if head_only:
             self.scheduler = get_constant_schedule(self.optimizer)
         else:

@@ -82,6 +82,16 @@ def is_finished(out: Path) -> bool:
     return not isinstance(summary, dict) or summary.get("finished", True) is not False
 
 
+def adamw(parameters, *, lr: float, weight_decay: float, **options: Any) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on biases and norms)."""
+    params = list(parameters)
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=lr, **options)
+
+
 def run_facts() -> dict[str, str]:
     """When and on what a model was trained, for its card."""
     return {

@@ -46,7 +46,7 @@ from biotag.training.data import (
     load_corpus,
     training_items,
 )
-from biotag.training.run import MODEL_DIR, CheckpointedRun, run_facts, run_training
+from biotag.training.run import MODEL_DIR, CheckpointedRun, adamw, run_facts, run_training
 
 log = logging.getLogger(__name__)
 
@@ -131,13 +131,8 @@ class Trainer(CheckpointedRun):
         if config.max_steps:
             self.total_steps = min(self.total_steps, config.max_steps)
 
-        decay = [p for p in self.model.parameters() if p.ndim >= 2]  # not biases and norms
-        no_decay = [p for p in self.model.parameters() if p.ndim < 2]
-        self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=config.lr,
-            fused=True,  # on this CPU the unfused step costs more than the backward pass
-        )
+        # fused: on this CPU the unfused step costs more than the backward pass
+        self.optimizer = adamw(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
         from transformers import get_linear_schedule_with_warmup
 
         self.scheduler = get_linear_schedule_with_warmup(
