@@ -246,14 +246,18 @@ def test_tuning_picks_a_weight_that_fixes_the_devel_mistake_at_the_lowest_cost(t
     from contextlib import nullcontext
 
     import biotag.linking.evaluate as evaluate
-    from biotag.linking.rerank_train import tune_reranker
+    from biotag.linking.rerank_train import reranked_mentions, tune_reranker
 
-    gold = [evaluate.GoldMention("d1", 0, 14, "kidney failure", "disease", frozenset({"MESH:D051437"}))]
+    gold = [
+        evaluate.GoldMention("d1", 0, 14, "kidney failure", "disease", frozenset({"MESH:D051437"})),
+        evaluate.GoldMention("d1", 20, 31, "nephropathy", "disease", frozenset({"MESH:D007674"})),  # exact: never re-ranked
+    ]
+    assert reranked_mentions(Linker(toy_index), gold, {}, 5) == gold[:1]
     monkeypatch.setattr(evaluate, "get_benchmark", lambda name: evaluate.Benchmark(name, "none", ("disease",), ("toy",)))
     monkeypatch.setattr(evaluate, "load_benchmark", lambda bench, split, linker: (gold, {}))
     monkeypatch.setattr(evaluate, "with_training_synonyms", lambda linker, bench, split: nullcontext(linker))
     result = tune_reranker(EmbeddingReranker(WordVectors()), ["toy"], index_dir=toy_index, weights=(0.0, 0.7), pools=(2, 5), names=(2, 8))
-    assert result["acc@1 without re-ranking"] == {"toy": 0.0}
+    assert result["acc@1 without re-ranking"] == {"toy": 50.0}
     assert result["acc@1"] == {"toy": 100.0} and result["weight"] == 0.7
     # the right concept is the string matcher's fourth: out of reach of a pool of 2; its
     # matched name is the one that helps, so 2 names per candidate suffice
