@@ -364,7 +364,7 @@ def tune_reranker(
     split: str = "devel",
     weights: Sequence[float] = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0),
     pools: Sequence[int] = (5, 10, 20),
-    names: Sequence[int] = (2, 8, 26),
+    names: Sequence[int] = (2, 8, 16),
     tolerance: float = 0.1,
     write: bool = True,
 ) -> dict:
