@@ -270,6 +270,7 @@ def evaluate_linking(
     reranker_weight: Optional[float] = typer.Option(None, "--reranker-weight", min=0.0, max=1.0, help="Share of the embedding score (default: the re-ranker's tuned weight)."),
     reranker_pool: Optional[int] = typer.Option(None, "--reranker-pool", min=1, help="Candidates re-scored (default: the re-ranker's tuned pool)."),
     reranker_names: Optional[int] = typer.Option(None, "--reranker-names", min=1, help="Names compared per candidate (default: the re-ranker's tuned number)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="PyTorch threads of the re-ranker (1 on a busy machine: waiting threads cost more than they give)."),
     end_to_end: bool = typer.Option(False, "--end-to-end", help="Run NER + linking on the raw documents and report P/R/F1 of (span, ID) and (document, ID) pairs."),
     model: Optional[Path] = typer.Option(None, "--model", help="NER model for --end-to-end (default: the bundled one)."),
 ) -> None:
@@ -281,7 +282,7 @@ def evaluate_linking(
         if reranker is not None:
             from biotag.linking.rerank import load_reranker
 
-            options["reranker"] = load_reranker(reranker, weight=reranker_weight, pool=reranker_pool, names=reranker_names)
+            options["reranker"] = load_reranker(reranker, weight=reranker_weight, pool=reranker_pool, names=reranker_names, threads=threads)
         if end_to_end:
             from biotag.linking.end_to_end import evaluate_end_to_end
 
