@@ -284,3 +284,20 @@ def test_evaluation_measures_speed_with_a_cold_reranker_and_without_it(toy_index
     assert encoder.calls == 2  # scoring, then the speed run after the cache was emptied
     plain = evaluate.evaluate_linking(bench, index_dir=toy_index).to_dict()
     assert plain["acc@1"] == 0.0 and plain["mentions/s link_documents, no re-ranker"] is None and plain["reranker"] is None
+
+
+def test_train_reranker_command_stops_when_time_is_up_and_the_same_command_finishes(tiny_encoder, tmp_path):
+    from typer.testing import CliRunner
+
+    from biotag.cli import app
+
+    build_index("toy", CONCEPTS, tmp_path / "indexes")
+    out = tmp_path / "reranker"
+    command = ["train-reranker", "-o", str(out), "--encoder", str(tiny_encoder), "--indexes", str(tmp_path / "indexes"),
+               "--ontology", "toy", "--no-mentions", "--steps", "3", "--batch-size", "2", "--no-tune"]
+    stopped = CliRunner().invoke(app, [*command, "--max-minutes", "0"])
+    assert stopped.exit_code == 3 and "run the same command again" in stopped.output
+    assert (out / "checkpoint").is_dir() and not (out / CONFIG_FILE).exists()
+    finished = CliRunner().invoke(app, command)
+    assert finished.exit_code == 0, finished.output
+    assert read_config(out)["types"] == ["disease"] and read_config(out)["training"]["steps"] == 3
