@@ -430,3 +430,19 @@ def test_linking_from_several_threads_agrees_with_one(tiny):
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda mt: [p.best.id for p in shared.resolve(*mt)], zip(mentions, types * 20)))
     assert got == expected
+
+
+def test_words_for_people_link_to_homo_sapiens_not_to_a_similar_taxon(tmp_path):
+    from biotag.linking.sources import read_taxonomy
+
+    taxonomy = tmp_path / "taxonomy.tsv"
+    taxonomy.write_text(
+        "id\tname\tsynonyms\trank\n"
+        "NCBITaxon:9606\tHomo sapiens\thuman\tspecies\n"
+        "NCBITaxon:29975\tWomersleya\t\tgenus\n"
+        "NCBITaxon:36668\tFormicidae\tants\tfamily\n"
+    )
+    build_index("ncbitaxon", read_taxonomy([taxonomy]), tmp_path / "idx", priority=0)
+    linker = Linker(tmp_path / "idx")
+    for mention in ("Women", "patients", "children", "human"):
+        assert linker.link(mention, "species")[0].id == "9606", mention

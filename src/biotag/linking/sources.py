@@ -206,15 +206,27 @@ MODEL_ORGANISMS = frozenset(
     {9606, 10090, 10116, 7227, 6239, 4932, 559292, 562, 7955, 3702, 9031, 9913, 9823, 9615, 8355, 8364, 9544, 10036, 9986, 10141, 4896, 5476, 1773, 287, 1280, 11676, 2697049}
 )
 _BINOMIAL = re.compile(r"([A-Z][a-z]+) ([a-z][a-z\-]+)")
+HUMAN = 9606
+# Words for people that LINNAEUS annotates as Homo sapiens ("patients" is its most frequent
+# species mention) and so the NER model tags as species; the taxonomy has none of them, and
+# without them 3-gram search links "women" to Womersleya or "patients" to an ant family.
+HUMAN_WORDS = (
+    "patient", "patients", "people", "person", "persons", "individual", "individuals", "participant",
+    "participants", "subject", "subjects", "volunteer", "volunteers", "woman", "women", "man", "men",
+    "child", "children", "infant", "infants", "adult", "adults", "girl", "girls", "boy", "boys",
+)
 
 
 def taxon_synonyms(name: str, synonyms: tuple[str, ...], rank: str) -> tuple[str, ...]:
     """What papers write besides a species' names: the genus abbreviated ("C. albicans"
     for Candida albicans, as LINNAEUS's dictionary does) and the common names in the
-    plural ("mice", "house mice")."""
+    plural ("mice", "house mice"); for Homo sapiens, the words for people of
+    :data:`HUMAN_WORDS`."""
     if rank != "species":
         return ()
     extra = [f"{m[1][0]}. {m[2]}"] if (m := _BINOMIAL.fullmatch(name)) else []
+    if name == "Homo sapiens":
+        extra += HUMAN_WORDS
     for common in synonyms:
         head, _, last = common.rpartition(" ")
         if last.isalpha() and last.islower():
