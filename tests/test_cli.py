@@ -97,3 +97,21 @@ def test_convert_cli_round_trip(tmp_path):
 def test_missing_model_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["annotate", "text", "--model", str(tmp_path)])
     assert result.exit_code == 2 and "not a biotag model directory" in result.output
+
+
+def test_train_cli_keeps_the_config_encoder_and_device_unless_overridden(tmp_path, monkeypatch):
+    """A config file's encoder must not be replaced by the option's default (an MPNet
+    config once trained MiniLM-L6); options given on the command line do override it."""
+    import biotag.training
+
+    seen = []
+    monkeypatch.setattr(biotag.training, "train", lambda cfg, resume=False: seen.append(cfg) or tmp_path)
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"corpora": ["ncbi-disease"], "output_dir": str(tmp_path / "out"), "encoder": "mpnet-base", "device": "auto"}))
+    args = ["train", "--config", str(config), "-c", "ncbi-disease", "-o", str(tmp_path / "out")]
+    assert runner.invoke(app, args).exit_code == 0
+    assert (seen[-1].encoder, seen[-1].device) == ("mpnet-base", "auto")
+    assert runner.invoke(app, args + ["--encoder", "minilm-l3", "--device", "cpu"]).exit_code == 0
+    assert (seen[-1].encoder, seen[-1].device) == ("minilm-l3", "cpu")
+    result = runner.invoke(app, args + ["--device", "gpu"])
+    assert result.exit_code != 0 and "device" in result.output

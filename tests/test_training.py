@@ -289,3 +289,16 @@ def test_resume_refuses_a_changed_config(tmp_path, tiny_encoder):
     with pytest.raises(InputError) as info:
         train(config.replace(lr=1e-2), resume=True)
     assert info.value.field == "lr"
+
+
+def test_a_gpu_device_without_a_gpu_is_a_clear_error():
+    import torch
+
+    from biotag.errors import InputError
+    from biotag.training.run import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no GPU"):
+            resolve_device("cuda")

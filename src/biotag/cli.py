@@ -114,7 +114,7 @@ def convert(
 def train(
     corpus: List[str] = typer.Option(..., "--corpus", "-c", help="Corpus name (see `biotag corpora`) or path; repeat for several."),
     output: Path = typer.Option(..., "--output", "-o", help="Output model directory."),
-    encoder: str = typer.Option("minilm-l6", help="Encoder directory or short name under $BIOTAG_ENCODERS."),
+    encoder: Optional[str] = typer.Option(None, help="Encoder directory or short name under $BIOTAG_ENCODERS (default: the config's, else minilm-l6)."),
     config: Optional[Path] = typer.Option(None, help="TrainConfig JSON; command-line options override it."),
     scheme: Optional[str] = typer.Option(None, help="bio or multilabel."),
     unify_types: Optional[bool] = typer.Option(None, "--unify-types/--corpus-types", help="Map corpus labels to biotag's unified types."),
@@ -124,6 +124,7 @@ def train(
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps."),
     seed: Optional[int] = typer.Option(None),
     threads: Optional[int] = typer.Option(None),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N or auto (default: the config's, else cpu)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint."),
 ) -> None:
     """Fine-tune a token-classification model on one or several corpora."""
@@ -141,6 +142,7 @@ def train(
         "max_steps": max_steps,
         "seed": seed,
         "threads": threads,
+        "device": device,
     }
     try:
         base = TrainConfig.from_json(config) if config else TrainConfig(corpora=list(corpus), output_dir=str(output))

@@ -84,6 +84,7 @@ class CRF(torch.nn.Module):
             index[r, :m] = torch.arange(offset, offset + m)
             mask[r, :m] = True
             offset += m
+        index, mask = index.to(scores.device), mask.to(scores.device)
         # [rows, L, chains, S] -> [rows * chains, L, S]
         def chains_first(x: torch.Tensor) -> torch.Tensor:
             return x[index].permute(0, 2, 1, 3).reshape(-1, length, self.states)

@@ -219,16 +219,17 @@ class TokenClassifier(torch.nn.Module):
     # -- inference ------------------------------------------------------------
     def forward(self, batch: SubwordBatch) -> torch.Tensor:
         """Scores ``[n_words, num_outputs]`` at each owned word's first sub-word."""
-        input_ids = torch.from_numpy(batch.input_ids)
-        attention_mask = torch.from_numpy(batch.attention_mask)
-        rows, positions = torch.from_numpy(batch.word_rows), torch.from_numpy(batch.word_positions)
+        device = self.network.device
+        input_ids, attention_mask, rows, positions = (
+            torch.from_numpy(a).to(device) for a in (batch.input_ids, batch.attention_mask, batch.word_rows, batch.word_positions)
+        )
         if self.fusion is None:
             logits = self.network(input_ids=input_ids, attention_mask=attention_mask).logits
             return logits[rows, positions]
         if batch.word_features is None:
             raise InputError("this model uses word features: the batch has none (predict with predict_words)", field="word_features")
         hidden = self.network.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        fused = self.fusion(hidden[rows, positions], torch.from_numpy(batch.word_features))
+        fused = self.fusion(hidden[rows, positions], torch.from_numpy(batch.word_features).to(device))
         return self.network.classifier(self.network.dropout(fused))
 
     def predict_words(self, word_lists: list[list[str]], *, batch_size: int = 32) -> list[np.ndarray]:
@@ -238,7 +239,7 @@ class TokenClassifier(torch.nn.Module):
         try:
             with torch.inference_mode():
                 return predict_windows(
-                    self.encoder, lambda batch: self(batch).float().numpy(), word_lists, self.schema.num_outputs, batch_size,
+                    self.encoder, lambda batch: self(batch).float().cpu().numpy(), word_lists, self.schema.num_outputs, batch_size,
                     features=self.features,
                 )
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -57,6 +58,9 @@ class TrainConfig(JsonConfig):
     negative_evidence: dict[str, list[str]] = field(default_factory=dict)
     eval_batch_size: int = 64
     threads: int | None = None
+    # where the model trains: cpu, cuda (cuda:N) or auto (cuda when torch sees a GPU);
+    # CPU-only machines need nothing else, a GPU just makes the same run faster
+    device: str = "cpu"
     # knowledge levers (docs/features.md): dictionary matches per word (true: the shared
     # dictionaries, cached; or a folder saved by biotag.features.DictionaryMatcher), the
     # word's shape from the cased text, the chance of hiding a match in training, and the
@@ -88,6 +92,8 @@ class TrainConfig(JsonConfig):
             raise InputError(f"must be true, false or a dictionary folder, got {self.dictionary_features!r}", field="dictionary_features")
         if not isinstance(self.shape_features, bool):
             raise InputError(f"must be true or false, got {self.shape_features!r}", field="shape_features")
+        if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", str(self.device)):
+            raise InputError(f"must be cpu, cuda, cuda:N or auto, got {self.device!r}", field="device")
         if self.decoder not in ("greedy", "viterbi", "crf"):
             raise InputError(f"must be greedy, viterbi or crf, got {self.decoder!r}", field="decoder")
         rules = self.negative_evidence

@@ -46,7 +46,7 @@ from biotag.training.data import (
     load_corpus,
     training_items,
 )
-from biotag.training.run import MODEL_DIR, CheckpointedRun, adamw, run_facts, run_training
+from biotag.training.run import MODEL_DIR, CheckpointedRun, adamw, resolve_device, run_facts, run_training
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,7 @@ class Trainer(CheckpointedRun):
             config.encoder, self.schema, max_length=config.max_length, dropout=config.dropout,
             features=features, decoder=config.decoder, feature_dropout=config.feature_dropout,
         )
+        self.model.to(resolve_device(config.device))
         self.items = training_items(self.train_examples, self.model.encoder, self.schema, self.stats, features)
         self.item_corpus = np.array([it.corpus for it in self.items], dtype=np.int64)
         self.item_length = np.array([len(it.window) for it in self.items], dtype=np.int64)
@@ -207,9 +208,10 @@ class Trainer(CheckpointedRun):
     def _backward(self, indices: np.ndarray, scale: float) -> None:
         batch = collate_items([self.items[i] for i in indices], self.model.encoder)
         scores = self.model(batch.subwords)
-        loss = self.model.loss(
-            scores, torch.from_numpy(batch.labels), torch.from_numpy(batch.type_mask), torch.from_numpy(batch.subwords.word_rows)
+        labels, type_mask, word_rows = (
+            torch.from_numpy(a).to(scores.device) for a in (batch.labels, batch.type_mask, batch.subwords.word_rows)
         )
+        loss = self.model.loss(scores, labels, type_mask, word_rows)
         (loss * scale).backward()
         value = float(loss.detach())
         self.state.loss_sum += value
