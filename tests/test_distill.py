@@ -328,3 +328,63 @@ def test_distills_from_a_teacher_with_another_tokenizer(toy_trained, tmp_path):
     with pytest.raises(InputError) as info:  # attention maps are per sub-word: they need one tokenizer
         distill(config.replace(output_dir=str(tmp_path / "att"), attention_weight=1.0))
     assert info.value.field == "attention_weight"
+
+
+# -- the device ------------------------------------------------------------------------------
+def test_device_auto_distills_here_and_a_bad_device_names_the_setting(toy_trained, tmp_path):
+    teacher, corpus = toy_trained
+    # every part that touches the device: soft labels, hidden and attention transfer, pruning
+    config = DistillConfig(
+        teacher=str(teacher), corpora=[str(corpus)], output_dir=str(tmp_path / "run"), student_layers=[1], unify_types=False,
+        max_steps=2, batch_size=8, max_length=32, threads=1, hidden_weight=1.0, attention_weight=1.0, prune_sparsity=0.5,
+        prune_end=0.5, checkpoint_every=0, device="auto",
+    )
+    model = TokenClassifier.from_pretrained(distill(config))  # a GPU when there is one, else the CPU: the same run
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert set([r["loss_parts"] for r in records if r["event"] == "eval"][-1]) == {"hard", "soft", "hidden", "attention"}
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 2
+    assert model.card["distillation"]["pruning"]["sparsity"] == pytest.approx(0.5, abs=1e-3)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["device"] == "auto"
+    assert next(model.parameters()).device.type == "cpu"  # saved models load on the CPU
+    for bad in ("gpu", "cuda:x", 0):
+        with pytest.raises(InputError) as info:
+            config.replace(device=bad)
+        assert info.value.field == "device"
+    if not torch.cuda.is_available():  # asked for, not there: said before the teacher is loaded
+        with pytest.raises(InputError, match="no GPU") as info:
+            distill(config.replace(device="cuda", output_dir=str(tmp_path / "cuda")))
+        assert info.value.field == "device"
+
+
+def test_cli_keeps_every_config_value_unless_an_option_is_given(tmp_path, monkeypatch):
+    """No ``biotag distill`` option may replace a config file's value by its own default
+    (``biotag train --encoder`` once did): only options given on the command line count."""
+    from typer.main import get_command
+    from typer.testing import CliRunner
+
+    import biotag.distill
+    from biotag.cli import app
+
+    command = get_command(app).commands["distill"]
+    assert {p.name for p in command.params if p.default not in (None, False)} == set()  # flags default to off
+
+    seen = []
+    monkeypatch.setattr(biotag.distill, "distill", lambda cfg, resume=False: seen.append(cfg) or tmp_path)
+    settings = {
+        "teacher": "teacher-dir", "corpora": ["a", "b"], "output_dir": str(tmp_path / "out"), "student_layers": [0, 2],
+        "unify_types": False, "soft_text": ["t.jsonl"], "soft_limit": 5, "soft_ratio": 0.5, "soft_top_k": 2,
+        "soft_cache": "cache", "weighting": "fixed", "schedule": "cosine", "soft_floor": 0.3, "hard_weight": 0.7,
+        "soft_weight": 0.4, "kd_temperature": 3.0, "hidden_weight": 0.2, "attention_weight": 0.1, "prune_sparsity": 0.5,
+        "epochs": 2, "lr": 1e-4, "batch_size": 4, "max_length": 64, "max_steps": 9, "eval_every": 3,
+        "checkpoint_every": 6, "seed": 5, "threads": 2, "device": "auto",
+    }
+    path = tmp_path / "distill.json"
+    path.write_text(json.dumps(settings))
+    runner = CliRunner()
+    result = runner.invoke(app, ["distill", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert seen[-1] == DistillConfig.from_json(path) and seen[-1].device == "auto"
+    assert runner.invoke(app, ["distill", "--config", str(path), "--device", "cpu", "--epochs", "3"]).exit_code == 0
+    assert (seen[-1].device, seen[-1].epochs, seen[-1].lr) == ("cpu", 3, 1e-4)
+    result = runner.invoke(app, ["distill", "--config", str(path), "--device", "gpu"])
+    assert result.exit_code != 0 and "device" in result.output

@@ -227,3 +227,57 @@ def test_cli_pretrain(tiny, tmp_path):
     assert "held-back perplexity: initial" in result.output and (tmp_path / "run" / "encoder" / "config.json").is_file()
     result = CliRunner().invoke(app, ["pretrain", "--output", str(tmp_path / "x"), "--encoder", str(tmp_path / "missing"), "--no-shared", "--text", str(tiny[1])])
     assert result.exit_code != 0 and "encoder" in result.output
+
+
+def test_device_auto_pretrains_here_and_a_bad_device_names_the_setting(tiny, tmp_path):
+    encoder = pretrain(_config(tiny, tmp_path / "run", max_steps=2, head_warmup_steps=1, device="auto"))
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["finished"] and summary["steps"] == 3 and (encoder / "model.safetensors").is_file()
+    assert json.loads((encoder / "pretrain.json").read_text())["config"]["device"] == "auto"
+    for bad in ("gpu", "cuda:", None):
+        with pytest.raises(InputError) as error:
+            _config(tiny, tmp_path / "x", device=bad)
+        assert error.value.field == "device"
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no GPU") as error:
+            pretrain(_config(tiny, tmp_path / "cuda", device="cuda"))
+        assert error.value.field == "device"
+
+
+def test_cli_keeps_every_config_value_unless_an_option_is_given(tmp_path, monkeypatch):
+    """No ``biotag pretrain`` option may replace a config file's value by its own default."""
+    from typer.main import get_command
+    from typer.testing import CliRunner
+
+    import biotag.pretrain
+    from biotag.cli import app
+
+    command = get_command(app).commands["pretrain"]
+    assert {p.name for p in command.params if p.default not in (None, False)} == set()  # flags default to off
+
+    seen = []
+
+    def fake_pretrain(cfg, resume=False):
+        seen.append(cfg)
+        out = tmp_path / "out"
+        (out / "encoder").mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(json.dumps({"perplexity": {"after": 2.0}, "stop_reason": "max_steps", "steps": 1}))
+        return out / "encoder"
+
+    monkeypatch.setattr(biotag.pretrain, "pretrain", fake_pretrain)
+    settings = {
+        "encoder": "mpnet-base", "output_dir": str(tmp_path / "out"), "sources": ["abstracts"], "text_files": ["mine.txt"],
+        "max_steps": 7, "max_minutes": 3.0, "head_warmup_steps": 2, "batch_size": 4, "max_length": 64, "lr": 1e-4,
+        "extend_vocab": 10, "min_word_count": 3, "eval_sequences": 12, "checkpoint_every": 5, "seed": 4, "threads": 2,
+        "device": "auto",
+    }
+    path = tmp_path / "pretrain.json"
+    path.write_text(json.dumps(settings))
+    runner = CliRunner()
+    result = runner.invoke(app, ["pretrain", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert seen[-1] == PretrainConfig.from_json(path) and seen[-1].device == "auto"
+    assert runner.invoke(app, ["pretrain", "--config", str(path), "--device", "cpu", "--no-shared"]).exit_code == 0
+    assert (seen[-1].device, seen[-1].sources, seen[-1].text_files) == ("cpu", [], ["mine.txt"])
+    result = runner.invoke(app, ["pretrain", "--config", str(path), "--device", "gpu"])
+    assert result.exit_code != 0 and "device" in result.output

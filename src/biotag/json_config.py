@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -20,6 +21,8 @@ from biotag.errors import FormatError, InputError
 C = TypeVar("C", bound="JsonConfig")
 
 _INTEGER_KINDS = {0: "a non-negative integer", 1: "a positive integer"}
+# what biotag.training.run.resolve_device understands
+_DEVICE = re.compile(r"cpu|auto|cuda(:\d+)?")
 
 
 class JsonConfig:
@@ -106,3 +109,10 @@ class JsonConfig:
             ok = (value >= low if low_bracket == "[" else value > low) and (value <= high if high_bracket == "]" else value < high)
         if not ok:
             raise InputError(f"must be a number in {interval}{' or null' if optional else ''}, got {value!r}", field=name)
+
+    def _require_device(self, name: str = "device") -> None:
+        """The setting names where a run trains: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``
+        (checked here, on any machine; whether a GPU is there is asked only when it runs)."""
+        value = getattr(self, name)
+        if not isinstance(value, str) or not _DEVICE.fullmatch(value):
+            raise InputError(f"must be cpu, cuda, cuda:N or auto, got {value!r}", field=name)

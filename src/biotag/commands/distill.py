@@ -51,6 +51,7 @@ def register(app: typer.Typer) -> None:
         checkpoint_every: Optional[int] = typer.Option(None),
         seed: Optional[int] = typer.Option(None),
         threads: Optional[int] = typer.Option(None),
+        device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N or auto (default: the config's, else cpu)."),
         resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint."),
     ) -> None:
         """Distil a trained model into a smaller student (soft labels, dynamic loss weights,
@@ -65,7 +66,7 @@ def register(app: typer.Typer) -> None:
             "soft_weight": soft_weight, "kd_temperature": kd_temperature, "hidden_weight": hidden_weight,
             "attention_weight": attention_weight, "prune_sparsity": prune_sparsity, "epochs": epochs, "lr": lr,
             "batch_size": batch_size, "max_length": max_length, "max_steps": max_steps, "eval_every": eval_every,
-            "checkpoint_every": checkpoint_every, "seed": seed, "threads": threads,
+            "checkpoint_every": checkpoint_every, "seed": seed, "threads": threads, "device": device,
             "soft_text": [str(p) for p in soft_text] if soft_text else None,
         }
         options = {k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None}

@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
         checkpoint_every: Optional[int] = typer.Option(None),
         seed: Optional[int] = typer.Option(None),
         threads: Optional[int] = typer.Option(None),
+        device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N or auto (default: the config's, else cpu)."),
         resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint."),
     ) -> None:
         """Continue masked-LM training of an encoder on biomedical text (whole-word masking)."""
@@ -43,7 +44,7 @@ def register(app: typer.Typer) -> None:
             "output_dir": None if output is None else str(output), "encoder": encoder, "max_steps": max_steps,
             "max_minutes": max_minutes, "head_warmup_steps": head_warmup_steps, "batch_size": batch_size,
             "max_length": max_length, "lr": lr, "extend_vocab": extend_vocab, "min_word_count": min_word_count,
-            "eval_sequences": eval_sequences, "checkpoint_every": checkpoint_every, "seed": seed, "threads": threads,
+            "eval_sequences": eval_sequences, "checkpoint_every": checkpoint_every, "seed": seed, "threads": threads, "device": device,
             "sources": [] if no_shared else (list(source) if source else None),
             "text_files": [str(p) for p in text] if text else None,
         }

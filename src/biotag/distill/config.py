@@ -41,6 +41,9 @@ class DistillConfig(TrainConfig):
     along Zhu & Gupta's cubic schedule from ``prune_start`` to ``prune_end`` (shares of
     the training steps), masks updated every ``prune_every`` steps. Only models at the
     final sparsity are candidates for the best model.
+
+    ``device`` (:class:`TrainConfig`'s: cpu, cuda, cuda:N or auto) holds the teacher as
+    well as the student; a teacher-output cache written on one device serves runs on another.
     """
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("teacher", "corpora", "output_dir")

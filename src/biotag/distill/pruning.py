@@ -66,7 +66,7 @@ class GradualPruner:
             for i, w in enumerate(self.weights):
                 k = int(round(sparsity * w.numel()))
                 order = w.abs().flatten().argsort(stable=True)  # pruned (zero) weights come first
-                mask = torch.ones(w.numel(), dtype=torch.bool)
+                mask = torch.ones(w.numel(), dtype=torch.bool, device=w.device)
                 mask[order[:k]] = False
                 self.masks[i] = mask.view_as(w)
         self.level = sparsity

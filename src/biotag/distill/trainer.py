@@ -38,7 +38,7 @@ from biotag.text.subwords import SubwordBatch, SubwordEncoder
 from biotag.training.checkpoint import remove_dir
 from biotag.training.config import TrainConfig
 from biotag.training.data import AlignmentStats, Example, collate_items, epoch_batches, training_items
-from biotag.training.run import run_training
+from biotag.training.run import resolve_device, run_training
 from biotag.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -96,14 +96,19 @@ def word_hidden_states(model: TokenClassifier, word_lists: Sequence[Sequence[str
     the model's own tokenizer and windows; how models with different tokenizers meet."""
 
     def run(batch: SubwordBatch) -> np.ndarray:
-        out = model.network(
-            input_ids=torch.from_numpy(batch.input_ids), attention_mask=torch.from_numpy(batch.attention_mask), output_hidden_states=True
+        input_ids, attention_mask, rows, positions = on_device(
+            model.network.device, batch.input_ids, batch.attention_mask, batch.word_rows, batch.word_positions
         )
-        rows, positions = torch.from_numpy(batch.word_rows), torch.from_numpy(batch.word_positions)
-        return torch.cat([out.hidden_states[t][rows, positions] for t in layers], dim=-1).numpy()
+        out = model.network(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        return torch.cat([out.hidden_states[t][rows, positions] for t in layers], dim=-1).float().cpu().numpy()
 
     model.eval()
     return predict_windows(model.encoder, run, word_lists, model.network.config.hidden_size * len(layers))
+
+
+def on_device(device: torch.device, *arrays: np.ndarray) -> list[torch.Tensor]:
+    """Batch arrays as tensors on ``device`` (where the model that reads them is)."""
+    return [torch.from_numpy(a).to(device) for a in arrays]
 
 
 def same_tokenizer(a: SubwordEncoder, b: SubwordEncoder) -> bool:
@@ -112,6 +117,7 @@ def same_tokenizer(a: SubwordEncoder, b: SubwordEncoder) -> bool:
 
 class DistillTrainer(Trainer):
     def __init__(self, config: DistillConfig) -> None:
+        device = resolve_device(config.device)  # before any loading: no GPU fails fast
         self.teacher = TokenClassifier.from_pretrained(config.teacher)
         schema = self.teacher.schema
         if config.types is not None and tuple(config.types) != schema.types:
@@ -129,7 +135,8 @@ class DistillTrainer(Trainer):
         unify = config.unify_types if config.unify_types is not None else (self.teacher.card.get("config") or {}).get("unify_types", True)
         base.update(encoder=student, scheme=schema.scheme, unify_types=unify, types=list(schema.types), dictionary_features=False,
                     shape_features=False, decoder=self.teacher.decoder)
-        super().__init__(TrainConfig(**base))  # corpora, student, items, plan, optimizer
+        super().__init__(TrainConfig(**base))  # corpora, student (on the device), items, plan, optimizer
+        self.teacher.to(device)
         if config.student_layers is not None:
             remove_dir(Path(config.output_dir) / STUDENT_INIT_DIR)  # loaded; rebuilt the same way on resume
         self.config = config  # what checkpoints record and resumes compare
@@ -188,7 +195,8 @@ class DistillTrainer(Trainer):
             for net in (self.model.network, self.teacher.network):
                 net.set_attn_implementation("eager")  # the fused kernels return no attention maps
         # part of the student module, so checkpoints hold it; save_pretrained leaves it out
-        self.model.distill_projections = HiddenProjections(len(self.pairs), s_config.hidden_size, t_config.hidden_size)
+        projections = HiddenProjections(len(self.pairs), s_config.hidden_size, t_config.hidden_size)
+        self.model.distill_projections = projections.to(self.model.network.device)
         params = list(self.model.distill_projections.parameters())
         if params:
             from transformers import get_linear_schedule_with_warmup
@@ -236,18 +244,17 @@ class DistillTrainer(Trainer):
         scores, s_hidden, s_attention = self._student_forward(batch.subwords, hidden=w.hidden > 0, attention=w.attention > 0)
         parts: dict[str, torch.Tensor] = {}
         if not text_only:
-            parts["hard"] = self.model.loss(
-                scores, torch.from_numpy(batch.labels), torch.from_numpy(batch.type_mask), torch.from_numpy(batch.subwords.word_rows)
-            )
+            parts["hard"] = self.model.loss(scores, *on_device(scores.device, batch.labels, batch.type_mask, batch.subwords.word_rows))
         if self.soft_labels:
-            teacher = torch.from_numpy(self._cached_teacher_scores(indices))
+            teacher = torch.from_numpy(self._cached_teacher_scores(indices)).to(scores.device)
             parts["soft"] = soft_label_loss(scores, teacher, self.model.schema, self.config.kd_temperature)
         if w.hidden or w.attention:
             t_hidden, t_attention = self._teacher_states(batch.subwords, items, text_only, attention=w.attention > 0)
             if w.hidden:
                 parts["hidden"] = hidden_state_loss(s_hidden, t_hidden, self.model.distill_projections)
             if w.attention:
-                parts["attention"] = attention_loss(s_attention, t_attention, torch.from_numpy(batch.subwords.attention_mask))
+                mask = torch.from_numpy(batch.subwords.attention_mask).to(scores.device)
+                parts["attention"] = attention_loss(s_attention, t_attention, mask)
         loss = sum(getattr(w, name) * part for name, part in parts.items())
         (loss * scale).backward()
         value = float(loss.detach())
@@ -264,11 +271,12 @@ class DistillTrainer(Trainer):
         maps when asked for."""
         if not (hidden or attention):
             return self.model(batch), [], []
-        out = self.model.network(
-            input_ids=torch.from_numpy(batch.input_ids), attention_mask=torch.from_numpy(batch.attention_mask),
-            output_hidden_states=hidden, output_attentions=attention,
+        input_ids, attention_mask, rows, positions = on_device(
+            self.model.network.device, batch.input_ids, batch.attention_mask, batch.word_rows, batch.word_positions
         )
-        rows, positions = torch.from_numpy(batch.word_rows), torch.from_numpy(batch.word_positions)
+        out = self.model.network(
+            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=hidden, output_attentions=attention
+        )
         states = [out.hidden_states[s][rows, positions] for s, _ in self.pairs] if hidden else []
         maps = [out.attentions[s - 1] for s, _ in self.pairs] if attention else []
         return out.logits[rows, positions], states, maps
@@ -289,18 +297,19 @@ class DistillTrainer(Trainer):
         self.teacher.eval()
         layers = [t for _, t in self.pairs]
         if self.teacher_same_tokenizer:
-            out = self.teacher.network(
-                input_ids=torch.from_numpy(batch.input_ids), attention_mask=torch.from_numpy(batch.attention_mask),
-                output_hidden_states=True, output_attentions=attention,
+            input_ids, attention_mask, rows, positions = on_device(
+                self.teacher.network.device, batch.input_ids, batch.attention_mask, batch.word_rows, batch.word_positions
             )
-            rows, positions = torch.from_numpy(batch.word_rows), torch.from_numpy(batch.word_positions)
+            out = self.teacher.network(
+                input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, output_attentions=attention
+            )
             return [out.hidden_states[t][rows, positions] for t in layers], [out.attentions[t - 1] for t in layers] if attention else []
         examples = self.soft_examples if text_only else self.train_examples
         sequences = list(dict.fromkeys(it.window.sequence for it in items))
         per_word = word_hidden_states(self.teacher, [examples[s].words for s in sequences], layers)
         where = {s: k for k, s in enumerate(sequences)}
         rows = np.concatenate([per_word[where[it.window.sequence]][it.window.words] for it in items])
-        return list(torch.from_numpy(rows).split(self.teacher.network.config.hidden_size, dim=-1)), []
+        return list(torch.from_numpy(rows).to(self.model.network.device).split(self.teacher.network.config.hidden_size, dim=-1)), []
 
     # -- pruning, evaluation, the model card -----------------------------------------------------
     def _optimizer_step(self) -> None:

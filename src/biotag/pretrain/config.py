@@ -57,6 +57,8 @@ class PretrainConfig(JsonConfig):
     min_word_count: int = 20
     seed: int = 13
     threads: int | None = None
+    # cpu, cuda (cuda:N) or auto (cuda when torch sees a GPU), as for biotag train
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         self.sources = [str(s) for s in ([self.sources] if isinstance(self.sources, str) else self.sources)]
@@ -76,3 +78,4 @@ class PretrainConfig(JsonConfig):
         self._require_in("heldout_fraction", "(0, 0.5)")
         self._require_in("warmup_ratio", "[0, 1)")
         self._require_in("max_minutes", "(0, inf)", optional=True)
+        self._require_device()

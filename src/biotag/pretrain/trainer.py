@@ -45,7 +45,7 @@ from biotag.paths import find_encoder
 from biotag.pretrain.config import PretrainConfig
 from biotag.pretrain.data import IGNORE, Batcher, Chunks, chunk_documents, is_heldout, read_text_file, shared_texts, unique
 from biotag.training.checkpoint import CHECKPOINT_DIR, remove_dir, replacing_dir
-from biotag.training.run import SUMMARY_FILE, CheckpointedRun, adamw, run_facts, run_training
+from biotag.training.run import SUMMARY_FILE, CheckpointedRun, adamw, resolve_device, run_facts, run_training
 from biotag.training.trainer import _command_line, seed_everything
 
 log = logging.getLogger(__name__)
@@ -78,10 +78,9 @@ def mlm_head(model) -> torch.nn.Module | None:
 
 
 def mlm_loss(model, batch: dict[str, np.ndarray], *, reduction: str = "mean") -> tuple[torch.Tensor, int]:
-    """Cross-entropy over the masked sub-words and how many there were."""
-    input_ids = torch.from_numpy(batch["input_ids"])
-    attention = torch.from_numpy(batch["attention_mask"])
-    labels = torch.from_numpy(batch["labels"])
+    """Cross-entropy over the masked sub-words and how many there were, computed where
+    the model is."""
+    input_ids, attention, labels = (torch.from_numpy(batch[k]).to(model.device) for k in ("input_ids", "attention_mask", "labels"))
     selected = labels != IGNORE
     head = mlm_head(model)
     if head is None:
@@ -102,10 +101,13 @@ class Pretrainer(CheckpointedRun):
         from biotag.models.token_classifier import _quiet_transformers
 
         self.config, self.out = config, Path(config.output_dir)
+        device = resolve_device(config.device)  # before any loading: no GPU fails fast
         self.source = find_encoder(config.encoder)
         seed_everything(config.seed)  # the new MLM head's initial weights
         with _quiet_transformers():  # the MLM head missing from sentence-embedding checkpoints is expected
             self.model = AutoModelForMaskedLM.from_pretrained(self.source)
+        # vocabulary extension and resizing later keep the embeddings where they are
+        self.model.to(device)
         self.state = PretrainState()
         self.optimizer = self.scheduler = None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -92,8 +91,7 @@ class TrainConfig(JsonConfig):
             raise InputError(f"must be true, false or a dictionary folder, got {self.dictionary_features!r}", field="dictionary_features")
         if not isinstance(self.shape_features, bool):
             raise InputError(f"must be true or false, got {self.shape_features!r}", field="shape_features")
-        if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", str(self.device)):
-            raise InputError(f"must be cpu, cuda, cuda:N or auto, got {self.device!r}", field="device")
+        self._require_device()
         if self.decoder not in ("greedy", "viterbi", "crf"):
             raise InputError(f"must be greedy, viterbi or crf, got {self.decoder!r}", field="decoder")
         rules = self.negative_evidence
