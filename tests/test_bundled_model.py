@@ -39,7 +39,11 @@ def test_all_types_in_one_pass(annotator):
     for expected in [("cell_line", "HeLa cells"), ("species", "mice"), ("chemical", "tamoxifen"),
                      ("disease", "breast cancer")]:
         assert expected in found, found
-    assert any(t == "gene" and s.startswith("BRCA1") for t, s in found), found
+    # JNLPBA, one of the gene corpora, annotates "BRCA1 mutations"-style gene names as DNA,
+    # and the unified model follows it in this context (docs/results.md, bundled model)
+    assert any(t in ("gene", "dna") and s.startswith("BRCA1") for t, s in found), found
+    genes = {(e.type, e.text) for e in annotator("Expression of IL-2 and c-myc was induced in Jurkat cells.").entities}
+    assert {("gene", "IL-2"), ("gene", "c-myc"), ("cell_line", "Jurkat cells")} <= genes, genes
 
 
 def _assert_gene_nested_in_disease(doc, start: int, end: int) -> None:
