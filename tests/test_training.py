@@ -72,6 +72,7 @@ def test_config_round_trips_through_json(tmp_path):
         ({"corpora": ["x"], "output_dir": "o", "learning_rate": 1}, "learning_rate"),
         ({"corpora": ["x"]}, "output_dir"),
         ({"corpora": ["x"], "output_dir": "o", "negative_evidence": {"chemical": "gene"}}, "negative_evidence"),
+        ({"corpora": ["x"], "output_dir": "o", "uncertain_inside": {"gene": "dna"}}, "uncertain_inside"),
     ],
 )
 def test_bad_config_names_file_and_field(tmp_path, data, field):
@@ -133,6 +134,41 @@ def test_negative_evidence_unmasks_excluded_types_on_gold_spans_only(tiny_encode
     assert batch.type_mask[:n].tolist() == [[True, False, False]] * n
     assert batch.type_mask[n:, 1].tolist() == [False, True, True, False, False, False]
     assert batch.labels[n:][:, 1].tolist() == [O] * n  # "not a chemical" is the O label
+
+
+def test_uncertain_inside_masks_the_hidden_type_within_gold_spans_only(tiny_encoder):
+    """JNLPBA labels "BRCA1 gene" DNA and never also gene: on a corpus annotating both, the
+    gene head learns nothing inside DNA spans (its O there is no evidence), but still learns
+    from gene spans, from the other words, and wherever a gold gene overlaps the DNA span."""
+    doc = Document(id="d1", text="The BRCA1 gene and IL-2 .")
+    doc.tokens = [Span(a, b) for a, b in [(0, 3), (4, 9), (10, 14), (15, 18), (19, 23), (24, 25)]]
+    doc.sentences = [Span(0, 25)]
+    doc.add_entity(4, 14, "DNA")
+    doc.add_entity(19, 23, "Gene")
+    schema = LabelSchema(("Gene", "DNA", "Species"), "multilabel")
+    rules = {"Gene": ["DNA", "RNA"]}
+    annotated = ("Gene", "DNA")
+    (plain,) = document_examples(doc, 0, "jnlpba", schema, annotated, AlignmentStats())
+    (example,) = document_examples(doc, 0, "jnlpba", schema, annotated, AlignmentStats(), {}, rules)
+    assert plain.unsure is None
+    assert example.unsure[:, 0].tolist() == [False, True, True, False, False, False]
+    assert not example.unsure[:, 1:].any()
+    # a corpus without DNA annotation has no DNA spans to doubt by; one without genes, no gene head to spare
+    (gene_only,) = document_examples(doc, 0, "bc2gm", schema, ("Gene",), AlignmentStats(), {}, rules)
+    assert gene_only.unsure is None
+    # a gold gene span inside the DNA span is evidence for the gene head there
+    doc.add_entity(4, 9, "Gene")
+    (nested,) = document_examples(doc, 0, "jnlpba", schema, annotated, AlignmentStats(), {}, rules)
+    assert nested.unsure[:, 0].tolist() == [False, False, True, False, False, False]
+
+    from biotag.models.token_classifier import TokenClassifier
+
+    encoder = TokenClassifier.from_encoder(tiny_encoder, schema, max_length=32).encoder
+    batch = collate_items(training_items([plain, example], encoder, schema, AlignmentStats()), encoder)
+    n = len(plain.words)
+    assert batch.type_mask[:n].tolist() == [[True, True, False]] * n
+    assert batch.type_mask[n:, 0].tolist() == [True, False, False, True, True, True]
+    assert batch.type_mask[n:, 1].all() and not batch.type_mask[n:, 2].any()
 
 
 # -- epoch plans ---------------------------------------------------------------------------

@@ -55,6 +55,9 @@ class TrainConfig(JsonConfig):
     # type -> types whose gold spans exclude it, used on corpora that do not annotate the
     # first type, e.g. {"chemical": ["gene", "species"]}: see training.data.document_examples
     negative_evidence: dict[str, list[str]] = field(default_factory=dict)
+    # type -> types whose gold spans may hide it on corpora annotating both, e.g.
+    # {"gene": ["dna", "rna"]} for JNLPBA: see training.data.document_examples
+    uncertain_inside: dict[str, list[str]] = field(default_factory=dict)
     eval_batch_size: int = 64
     threads: int | None = None
     # where the model trains: cpu, cuda (cuda:N) or auto (cuda when torch sees a GPU);
@@ -94,8 +97,9 @@ class TrainConfig(JsonConfig):
         self._require_device()
         if self.decoder not in ("greedy", "viterbi", "crf"):
             raise InputError(f"must be greedy, viterbi or crf, got {self.decoder!r}", field="decoder")
-        rules = self.negative_evidence
-        if not isinstance(rules, dict) or not all(
-            isinstance(k, str) and isinstance(v, list) and all(isinstance(t, str) for t in v) for k, v in rules.items()
-        ):
-            raise InputError(f"must map a type to a list of types, got {rules!r}", field="negative_evidence")
+        for name in ("negative_evidence", "uncertain_inside"):
+            rules = getattr(self, name)
+            if not isinstance(rules, dict) or not all(
+                isinstance(k, str) and isinstance(v, list) and all(isinstance(t, str) for t in v) for k, v in rules.items()
+            ):
+                raise InputError(f"must map a type to a list of types, got {rules!r}", field=name)

@@ -60,6 +60,9 @@ class Example:
     # bool [n_words, n_types] or None: words where a type the corpus does not annotate is
     # known to be absent anyway (inside a gold span of a type that excludes it)
     known_absent: np.ndarray | None = None
+    # bool [n_words, n_types] or None: words where a type the corpus annotates is unknown
+    # after all (inside a gold span of a type that may hide it, see uncertain_inside)
+    unsure: np.ndarray | None = None
 
 
 @dataclass(slots=True)
@@ -113,13 +116,16 @@ def document_examples(
     annotated: Sequence[str],
     stats: AlignmentStats,
     negative_evidence: Mapping[str, Sequence[str]] = {},
+    uncertain_inside: Mapping[str, Sequence[str]] = {},
 ) -> list[Example]:
     """One example per non-empty sentence of ``doc``.
 
     ``negative_evidence`` maps a type to the types whose gold spans exclude it (e.g.
     ``{"chemical": ["gene"]}``: a gold gene is not a chemical); on a corpus that does not
     annotate the first type, the words of such spans teach "not that type" instead of
-    nothing."""
+    nothing. ``uncertain_inside`` maps a type to the types whose gold spans may hide it
+    (``{"gene": ["dna", "rna"]}``: JNLPBA labels "BRCA1 gene" DNA, never also gene); on a
+    corpus annotating both, the first type's "O" inside such spans teaches nothing."""
     sentences = sentence_words(doc)  # the document's own layers where it has them
     flat = [(si, wi, a, b) for si, ws in enumerate(sentences) for wi, (a, b) in enumerate(ws)]
     starts = [a for _, _, a, _ in flat]
@@ -145,10 +151,12 @@ def document_examples(
         spans[sentence].append(TokenSpan(start_word, end_word, entity.type))
     mask = np.array([t in annotated for t in schema.types], dtype=bool)
     excluded = _exclusions(schema, annotated, negative_evidence)
+    hidden = _hiding(schema, annotated, uncertain_inside)
     return [
         Example(
             (corpus_name, doc.id, si), corpus_index, [doc.text[a:b] for a, b in ws], sorted(set(spans[si])), mask,
             _known_absent(len(ws), spans[si], excluded, len(schema.types)),
+            _unsure(len(ws), spans[si], hidden, schema.types),
         )
         for si, ws in enumerate(sentences)
         if ws
@@ -176,6 +184,29 @@ def _known_absent(n_words: int, spans: Sequence[TokenSpan], excluded: Mapping[st
     return absent
 
 
+def _hiding(schema: LabelSchema, annotated: Sequence[str], uncertain_inside: Mapping[str, Sequence[str]]) -> dict[str, list[int]]:
+    """gold type -> indices of the annotated types its spans may hide."""
+    out: dict[str, list[int]] = {}
+    for target, sources in uncertain_inside.items():
+        if target in schema.types and target in annotated:
+            for source in sources:
+                if source in annotated and source != target:
+                    out.setdefault(source, []).append(schema.types.index(target))
+    return out
+
+
+def _unsure(n_words: int, spans: Sequence[TokenSpan], hidden: Mapping[str, list[int]], types: Sequence[str]) -> np.ndarray | None:
+    marks = [(s, hidden[s.type]) for s in spans if s.type in hidden]
+    if not marks:
+        return None
+    unsure = np.zeros((n_words, len(types)), dtype=bool)
+    for span, columns in marks:
+        unsure[span.start : span.end, columns] = True
+    for span in spans:  # a gold span of the hidden type itself is evidence, not doubt
+        unsure[span.start : span.end, types.index(span.type)] = False
+    return unsure
+
+
 def corpus_examples(
     docs: Iterable[Document],
     corpus_index: int,
@@ -183,10 +214,11 @@ def corpus_examples(
     schema: LabelSchema,
     stats: AlignmentStats,
     negative_evidence: Mapping[str, Sequence[str]] = {},
+    uncertain_inside: Mapping[str, Sequence[str]] = {},
 ) -> list[Example]:
     out: list[Example] = []
     for doc in docs:
-        out.extend(document_examples(doc, corpus_index, corpus.name, schema, corpus.types, stats, negative_evidence))
+        out.extend(document_examples(doc, corpus_index, corpus.name, schema, corpus.types, stats, negative_evidence, uncertain_inside))
     return out
 
 
@@ -221,6 +253,8 @@ def training_items(
         example = examples[window.sequence]
         labels = schema.encode(len(example.words), example.spans)[window.words]
         mask = example.type_mask if example.known_absent is None else (example.type_mask | example.known_absent)[window.words]
+        if example.unsure is not None:
+            mask = np.broadcast_to(mask, example.unsure[window.words].shape) & ~example.unsure[window.words]
         rows = None
         if features is not None:
             if window.sequence not in per_example:

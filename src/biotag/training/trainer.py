@@ -105,7 +105,7 @@ class Trainer(CheckpointedRun):
         self.devel: list[Example] = []
         self.corpus_sizes: dict[str, dict[str, int]] = {}
         for i, corpus in enumerate(corpora):
-            train = corpus_examples(corpus.train, i, corpus, self.schema, self.stats, config.negative_evidence)
+            train = corpus_examples(corpus.train, i, corpus, self.schema, self.stats, config.negative_evidence, config.uncertain_inside)
             devel = corpus_examples(corpus.devel, i, corpus, self.schema, AlignmentStats())
             self.train_examples += train
             self.devel += devel
