@@ -44,7 +44,9 @@ def corpus_rows(tokenizer_dir: Path, corpora: list[str]) -> np.ndarray:
     from biotag.corpora import SPLITS, read_corpus, resolve
 
     tokenizer = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
-    ids: set[int] = set(range(0, 1000))  # [PAD], [unused*], [CLS], [SEP], [MASK], punctuation
+    # the special tokens, and every one-character piece (what unseen text falls back to)
+    ids = {i for i in tokenizer.get_added_tokens_decoder()}
+    ids |= {i for token, i in tokenizer.get_vocab().items() if len(token.removeprefix("##")) <= 1}
     for name in corpora:
         spec = resolve(name)
         for split in SPLITS:
