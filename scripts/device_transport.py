@@ -23,6 +23,7 @@ after unpacking, and that number is the one reported.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tarfile
@@ -37,8 +38,9 @@ PART_BYTES = 15 * 2**20
 EMBEDDINGS_SUFFIX = "word_embeddings.weight"
 
 
-def corpus_rows(tokenizer_dir: Path, corpora: list[str]) -> np.ndarray:
-    """Sorted ids of every sub-word (and special token) in all splits of the corpora."""
+def corpus_rows(tokenizer_dir: Path, corpora: list[str], text_files: list[str] = ()) -> np.ndarray:
+    """Sorted ids of every sub-word (and special token) in all splits of the corpora and in
+    the JSONL text files (``text``, or ``title`` + ``abstract``, per line)."""
     from tokenizers import Tokenizer
 
     from biotag.corpora import SPLITS, read_corpus, resolve
@@ -55,6 +57,12 @@ def corpus_rows(tokenizer_dir: Path, corpora: list[str]) -> np.ndarray:
             texts = [doc.text for doc in read_corpus(name, split)]
             for encoding in tokenizer.encode_batch(texts, add_special_tokens=False):
                 ids.update(encoding.ids)
+    for path in text_files:
+        with open(path, encoding="utf-8") as lines:
+            records = [json.loads(line) for line in lines if line.strip()]
+        texts = [r.get("text") or f"{r.get('title') or ''} {r.get('abstract') or ''}" for r in records]
+        for encoding in tokenizer.encode_batch(texts, add_special_tokens=False):
+            ids.update(encoding.ids)
     return np.array(sorted(ids), dtype=np.int64)
 
 
@@ -122,7 +130,7 @@ def pack_encoder(args: argparse.Namespace) -> None:
 
     source, target = find_encoder(args.encoder), Path(args.target)
     target.mkdir(parents=True, exist_ok=True)
-    rows = corpus_rows(source, args.corpus)
+    rows = corpus_rows(source, args.corpus, args.text)
     _save_parts(_shrink(load_file(str(source / WEIGHTS)), rows), target / "weights")
     _tar_small_files(source, target / "files.tar.gz")
     print(f"{source.name}: {len(rows)} embedding rows of the corpora kept; {sum(p.stat().st_size for p in target.iterdir()) / 2**20:.1f} MiB in {target}")
@@ -139,7 +147,7 @@ def unpack_encoder(args: argparse.Namespace) -> None:
 def pack_model(args: argparse.Namespace) -> None:
     model, prefix = Path(args.model), Path(args.prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    rows = corpus_rows(model, args.corpus)
+    rows = corpus_rows(model, args.corpus, args.text)
     _save_parts(_shrink(load_file(str(model / WEIGHTS)), rows), prefix)
     _tar_small_files(model, prefix.with_name(prefix.name + ".files.tar.gz"))
 
@@ -167,12 +175,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("pack-encoder")
     p.add_argument("encoder"), p.add_argument("target"), p.add_argument("-c", "--corpus", action="append", required=True)
+    p.add_argument("--text", action="append", default=[], help="JSONL text whose sub-words are kept too (unlabelled text)")
     p.set_defaults(run=pack_encoder)
     p = sub.add_parser("unpack-encoder")
     p.add_argument("source"), p.add_argument("target")
     p.set_defaults(run=unpack_encoder)
     p = sub.add_parser("pack-model")
     p.add_argument("model"), p.add_argument("prefix"), p.add_argument("-c", "--corpus", action="append", required=True)
+    p.add_argument("--text", action="append", default=[], help="JSONL text whose sub-words are kept too (unlabelled text)")
     p.set_defaults(run=pack_model)
     p = sub.add_parser("unpack-model")
     p.add_argument("prefix"), p.add_argument("target"), p.add_argument("--encoder", required=True)
