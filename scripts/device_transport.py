@@ -162,10 +162,12 @@ def unpack_model(args: argparse.Namespace) -> None:
     target.mkdir(parents=True)
     with tarfile.open(prefix.with_name(prefix.name + ".files.tar.gz")) as tar:
         tar.extractall(target, filter="data")
-    save_file(_grow(_load_parts(prefix), base), str(target / WEIGHTS), metadata={"format": "pt"})
+    small = _load_parts(prefix)
+    n_rows = len(small["__rows__"])
+    save_file(_grow(small, base), str(target / WEIGHTS), metadata={"format": "pt"})
     (target / "TRANSPORT.txt").write_text(
         "Trained on the GPU machine and moved here as float16 with the embedding rows of its corpora "
-        f"({len(_load_parts(prefix)['__rows__'])} rows); the other rows are {args.encoder}'s own "
+        f"({n_rows} rows); the other rows are {args.encoder}'s own "
         "(scripts/device_transport.py).\n"
     )
 

@@ -174,14 +174,15 @@ def _exclusions(schema: LabelSchema, annotated: Sequence[str], negative_evidence
     return out
 
 
-def _known_absent(n_words: int, spans: Sequence[TokenSpan], excluded: Mapping[str, list[int]], n_types: int) -> np.ndarray | None:
-    marks = [(s, excluded[s.type]) for s in spans if s.type in excluded]
+def _known_absent(n_words: int, spans: Sequence[TokenSpan], columns_by_type: Mapping[str, list[int]], n_types: int) -> np.ndarray | None:
+    """True at the words of each gold span, in the columns its type names; None if none."""
+    marks = [(s, columns_by_type[s.type]) for s in spans if s.type in columns_by_type]
     if not marks:
         return None
-    absent = np.zeros((n_words, n_types), dtype=bool)
+    marked = np.zeros((n_words, n_types), dtype=bool)
     for span, columns in marks:
-        absent[span.start : span.end, columns] = True
-    return absent
+        marked[span.start : span.end, columns] = True
+    return marked
 
 
 def _hiding(schema: LabelSchema, annotated: Sequence[str], uncertain_inside: Mapping[str, Sequence[str]]) -> dict[str, list[int]]:
@@ -196,12 +197,9 @@ def _hiding(schema: LabelSchema, annotated: Sequence[str], uncertain_inside: Map
 
 
 def _unsure(n_words: int, spans: Sequence[TokenSpan], hidden: Mapping[str, list[int]], types: Sequence[str]) -> np.ndarray | None:
-    marks = [(s, hidden[s.type]) for s in spans if s.type in hidden]
-    if not marks:
+    unsure = _known_absent(n_words, spans, hidden, len(types))  # the same span marking
+    if unsure is None:
         return None
-    unsure = np.zeros((n_words, len(types)), dtype=bool)
-    for span, columns in marks:
-        unsure[span.start : span.end, columns] = True
     for span in spans:  # a gold span of the hidden type itself is evidence, not doubt
         unsure[span.start : span.end, types.index(span.type)] = False
     return unsure
