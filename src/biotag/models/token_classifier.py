@@ -185,13 +185,7 @@ class TokenClassifier(torch.nn.Module):
     def save_pretrained(self, directory: str | Path, card: dict[str, Any] | None = None) -> Path:
         """Write the model directory; ``card`` (data, command, metrics, date, hardware...)
         goes into ``biotag.json`` as the training summary and into ``README.md``."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        if card is not None:
-            self.card = dict(card)
-        with _quiet_transformers():
-            self.network.save_pretrained(directory)
-        self.tokenizer.save_pretrained(directory)
+        directory = save_network_files(self, directory, card)
         meta = {
             "format": FORMAT_VERSION,
             "schema": self.schema.to_dict(),
@@ -350,6 +344,20 @@ def _quiet_transformers() -> Iterator[None]:
         hf_logging.set_verbosity(verbosity)
         if not bars_off:
             hf_logging.enable_progress_bar()
+
+
+def save_network_files(model, directory: str | Path, card: dict[str, Any] | None) -> Path:
+    """The Hugging Face half of a biotag model directory (network weights, config,
+    tokenizer), shared by every biotag model class; ``card`` replaces the model's training
+    summary when given. Returns the directory as a Path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if card is not None:
+        model.card = dict(card)
+    with _quiet_transformers():
+        model.network.save_pretrained(directory)
+    model.tokenizer.save_pretrained(directory)
+    return directory
 
 
 def _max_input_length(config, tokenizer) -> int:

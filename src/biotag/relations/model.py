@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from biotag.errors import InputError
-from biotag.models.token_classifier import _markdown, _max_input_length, _quiet_transformers
+from biotag.models.token_classifier import _markdown, _max_input_length, _quiet_transformers, save_network_files
 from biotag.paths import find_encoder
 from biotag.relations.datasets import RelationTask
 from biotag.relations.examples import STYLES, RelationExample, marker_tokens, render, type_name
@@ -213,13 +213,7 @@ class RelationClassifier(torch.nn.Module):
         }
 
     def save_pretrained(self, directory: str | Path, card: dict[str, Any] | None = None) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        if card is not None:
-            self.card = dict(card)
-        with _quiet_transformers():
-            self.network.save_pretrained(directory)
-        self.tokenizer.save_pretrained(directory)
+        directory = save_network_files(self, directory, card)
         (directory / BIOTAG_FILE).write_text(json.dumps(self.metadata(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (directory / "README.md").write_text(model_card(self.metadata(), self.network.config.model_type), encoding="utf-8")
         return directory

@@ -15,7 +15,6 @@ import logging
 import shutil
 import tempfile
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -63,6 +62,8 @@ def export_relation_model(model_dir: str | Path, out_dir: str | Path, *, quantiz
         _optimize,
         _quantize_dynamic,
         _write_companions,
+        export_record,
+        staged_directory,
     )
     from biotag.runtime.engine import INPUT_NAMES, OUTPUT_NAME
 
@@ -85,54 +86,35 @@ def export_relation_model(model_dir: str | Path, out_dir: str | Path, *, quantiz
     with torch.inference_mode():
         reference = model(torch.from_numpy(sample.input_ids), torch.from_numpy(sample.attention_mask)).numpy()
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        with tempfile.TemporaryDirectory(prefix="biotag-export-") as work:
-            work = Path(work)
-            exported = work / "exported.onnx"
-            dynamic = {0: "batch", 1: "sequence"}
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # tracer warnings; the graph is checked on another shape
-                torch.onnx.export(
-                    model.network,
-                    (torch.from_numpy(trace.input_ids),),
-                    str(exported),
-                    kwargs={"attention_mask": torch.from_numpy(trace.attention_mask)},
-                    input_names=list(INPUT_NAMES),
-                    output_names=[OUTPUT_NAME],
-                    dynamic_axes={**{name: dynamic for name in INPUT_NAMES}, OUTPUT_NAME: {0: "batch"}},
-                    opset_version=opset,
-                    do_constant_folding=True,
-                    dynamo=False,
-                )
-            _check_close(exported, sample, reference, "the exported graph")
-            graph, fusions = exported, None
-            if optimize:
-                graph, fusions = _optimize(exported, model.network.config, work / "optimized.onnx", sample, reference)
-            target = staging / ONNX_FILES[quantize]
-            if quantize == "none":
-                shutil.copyfile(graph, target)
-            else:
-                _quantize_dynamic(graph, target)
-            max_diff = _max_diff(target, sample, reference)
-        info = {
-            "file": target.name,
-            "quantize": quantize,
-            "opset": opset,
-            "optimized": fusions is not None,
-            "exporter": f"torch.onnx TorchScript exporter (torch {torch.__version__})",
-            "fusions": fusions,
-            "max_abs_diff_vs_pytorch": round(max_diff, 6),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        }
+    with staged_directory(out_dir) as staging, tempfile.TemporaryDirectory(prefix="biotag-export-") as work:
+        work = Path(work)
+        exported = work / "exported.onnx"
+        dynamic = {0: "batch", 1: "sequence"}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings; the graph is checked on another shape
+            torch.onnx.export(
+                model.network,
+                (torch.from_numpy(trace.input_ids),),
+                str(exported),
+                kwargs={"attention_mask": torch.from_numpy(trace.attention_mask)},
+                input_names=list(INPUT_NAMES),
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={**{name: dynamic for name in INPUT_NAMES}, OUTPUT_NAME: {0: "batch"}},
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+        _check_close(exported, sample, reference, "the exported graph")
+        graph, fusions = exported, None
+        if optimize:
+            graph, fusions = _optimize(exported, model.network.config, work / "optimized.onnx", sample, reference)
+        target = staging / ONNX_FILES[quantize]
+        if quantize == "none":
+            shutil.copyfile(graph, target)
+        else:
+            _quantize_dynamic(graph, target)
+        info = export_record(target, quantize, opset, fusions is not None, fusions, _max_diff(target, sample, reference))
         _write_companions(model, model_dir, staging, info)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     log.info("exported %s to %s", model_dir, out_dir / info["file"])
     return out_dir
 

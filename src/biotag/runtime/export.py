@@ -100,43 +100,59 @@ def export_onnx(
     with torch.inference_mode():
         reference = _graph_module(model)(*(torch.from_numpy(x) for x in feeds(sample).values())).numpy()
 
+    with staged_directory(out_dir) as staging, tempfile.TemporaryDirectory(prefix="biotag-export-") as work:
+        work = Path(work)
+        exported = _export_graph(model, work / "exported.onnx", opset)
+        _check_close(exported, sample, reference, "the exported graph")
+        graph, fusions = exported, None
+        if optimize and quantize != "static":
+            graph, fusions = _optimize(exported, model.network.config, work / "optimized.onnx", sample, reference)
+        target = staging / ONNX_FILES[quantize]
+        if quantize == "none":
+            shutil.copyfile(graph, target)
+        elif quantize == "int8":
+            _quantize_dynamic(graph, target)
+        else:
+            _quantize_static(exported, target, calibration, work, optimize=optimize)
+        optimized = fusions is not None or (quantize == "static" and optimize)
+        info = export_record(target, quantize, opset, optimized, fusions, _max_diff(target, sample, reference))
+        _write_companions(model, model_dir, staging, info)
+    log.info("exported %s to %s (%.1f MB)", model_dir, out_dir / info["file"], (out_dir / info["file"]).stat().st_size / 1e6)
+    return out_dir
+
+
+# -- shared by the exporters (token classifier here, relation classifier in relations.onnx)
+@contextmanager
+def staged_directory(out_dir: Path) -> Iterator[Path]:
+    """An empty folder beside ``out_dir`` that replaces it in one rename when the block
+    succeeds and is removed when it fails, so a failed export never leaves a half-written
+    model directory (callers check beforehand that ``out_dir`` may be replaced)."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        with tempfile.TemporaryDirectory(prefix="biotag-export-") as work:
-            work = Path(work)
-            exported = _export_graph(model, work / "exported.onnx", opset)
-            _check_close(exported, sample, reference, "the exported graph")
-            graph, fusions = exported, None
-            if optimize and quantize != "static":
-                graph, fusions = _optimize(exported, model.network.config, work / "optimized.onnx", sample, reference)
-            target = staging / ONNX_FILES[quantize]
-            if quantize == "none":
-                shutil.copyfile(graph, target)
-            elif quantize == "int8":
-                _quantize_dynamic(graph, target)
-            else:
-                _quantize_static(exported, target, calibration, work, optimize=optimize)
-            max_diff = _max_diff(target, sample, reference)
-        info = {
-            "file": target.name,
-            "quantize": quantize,
-            "opset": opset,
-            "optimized": fusions is not None or (quantize == "static" and optimize),
-            "exporter": f"torch.onnx TorchScript exporter (torch {torch.__version__})",
-            "fusions": fusions,
-            "max_abs_diff_vs_pytorch": round(max_diff, 6),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        }
-        _write_companions(model, model_dir, staging, info)
+        yield staging
         if out_dir.exists():
-            shutil.rmtree(out_dir)  # _check_target allowed it: overwrite of a biotag model dir
+            shutil.rmtree(out_dir)
         staging.rename(out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    log.info("exported %s to %s (%.1f MB)", model_dir, out_dir / info["file"], (out_dir / info["file"]).stat().st_size / 1e6)
-    return out_dir
+
+
+def export_record(target: Path, quantize: str, opset: int, optimized: bool, fusions, max_diff: float) -> dict:
+    """What the model card and ``biotag.json`` say about an ONNX export."""
+    import torch
+
+    return {
+        "file": target.name,
+        "quantize": quantize,
+        "opset": opset,
+        "optimized": optimized,
+        "exporter": f"torch.onnx TorchScript exporter (torch {torch.__version__})",
+        "fusions": fusions,
+        "max_abs_diff_vs_pytorch": round(max_diff, 6),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+    }
 
 
 # -- checks -------------------------------------------------------------------
