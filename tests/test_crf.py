@@ -190,3 +190,39 @@ def test_ner_tagger_uses_the_models_decoder(crf_model):
     (doc,) = NerTagger(model)([Document(id="d", text="the Aspirin and the Insulin .")])
     assert calls == [True]
     assert all(e.source == "ner" for e in doc.entities)
+
+
+def test_a_decoder_override_changes_how_scores_are_decoded(crf_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from biotag.api import load_predictor
+    from biotag.cli import app
+    from biotag.errors import InputError
+
+    words = [["the", "Aspirin", "and", "the", "Insulin", "."], ["Mouse", "blood", "."]]
+    for decoder in ("greedy", "viterbi", "crf"):
+        predictor = load_predictor(crf_model, backend="torch", decoder=decoder)
+        assert predictor.decoder == decoder
+        crf = predictor.crf.params() if decoder == "crf" else None
+        for scores in predictor.predict_words(words):
+            assert predictor.decode(scores) == decode_scores(predictor.schema, scores, decoder, crf)
+    with pytest.raises(InputError, match="unknown decoder 'beam'") as error:
+        load_predictor(crf_model, backend="torch", decoder="beam")
+    assert error.value.field == "decoder"
+    plain = load_predictor(crf_model, backend="torch", decoder="viterbi")
+    plain.crf = None  # a model trained without a CRF layer
+    from biotag.api import set_decoder
+
+    with pytest.raises(InputError, match="trained with a CRF layer"):
+        set_decoder(plain, "crf")
+
+    corpus = crf_model.parent.parent / "toy"
+    reports = {}
+    for decoder in ("greedy", "crf"):
+        out = tmp_path / f"{decoder}.json"
+        result = CliRunner().invoke(app, ["evaluate", "-m", str(crf_model), "-c", str(corpus), "--split", "devel", "--backend", "torch", "--decoder", decoder, "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        reports[decoder] = json.loads(out.read_text())
+    assert set(reports["greedy"]) == set(reports["crf"]) and reports["crf"]["micro"]["f1"] > 0.5
+    bad = CliRunner().invoke(app, ["evaluate", "-m", str(crf_model), "-c", str(corpus), "--decoder", "beam"])
+    assert bad.exit_code != 0 and "decoder" in bad.output

@@ -30,9 +30,31 @@ def default_model_path() -> Path:
     return Path(env) if env else DEFAULT_MODEL
 
 
-def load_predictor(path: str | os.PathLike | None = None, *, threads: int | None = None, backend: str = "auto"):
+def load_predictor(path: str | os.PathLike | None = None, *, threads: int | None = None, backend: str = "auto", decoder: str | None = None):
     """A word-level predictor from a model directory: the ONNX Runtime engine when the
-    directory holds an ONNX export (``backend="auto"`` or ``"onnx"``), else PyTorch."""
+    directory holds an ONNX export (``backend="auto"`` or ``"onnx"``), else PyTorch.
+    ``decoder`` (greedy, viterbi or crf) replaces the decoder the model was saved with,
+    to compare decoders on one set of weights."""
+    predictor = _load_predictor(path, threads=threads, backend=backend)
+    if decoder is not None:
+        set_decoder(predictor, decoder)
+    return predictor
+
+
+def set_decoder(predictor, decoder: str) -> None:
+    """Decode ``predictor``'s scores with ``decoder`` from now on: ``greedy`` (argmax),
+    ``viterbi`` (BIO-constrained) or ``crf`` (only for a model trained with a CRF layer;
+    greedy and viterbi on such a model ignore its transition scores)."""
+    from biotag.models.decoding import DECODERS
+
+    if decoder not in DECODERS:
+        raise InputError(f"unknown decoder {decoder!r}; expected one of {', '.join(DECODERS)}", field="decoder")
+    if decoder == "crf" and getattr(predictor, "crf", None) is None:
+        raise InputError("the crf decoder needs a model trained with a CRF layer (decoder: crf in its training config)", field="decoder")
+    predictor.decoder = decoder
+
+
+def _load_predictor(path: str | os.PathLike | None, *, threads: int | None, backend: str):
     model_dir = Path(path) if path is not None else default_model_path()
     if not (model_dir / "biotag.json").is_file():
         raise InputError(

@@ -160,6 +160,7 @@ def evaluate(
     split: str = typer.Option("test", help="train, devel or test."),
     backend: str = typer.Option("auto", help="auto, onnx or torch."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report as JSON here."),
+    decoder: Optional[str] = typer.Option(None, help="Decode with greedy, viterbi or crf instead of the model's own decoder."),
 ) -> None:
     """Strict entity-level P/R/F1 of a model on a corpus split."""
     from biotag.api import load_predictor
@@ -169,7 +170,7 @@ def evaluate(
     from biotag.ner import NerTagger
 
     try:
-        predictor = load_predictor(model, backend=backend)
+        predictor = load_predictor(model, backend=backend, decoder=decoder)
         spec = resolve(corpus)
         tmap = default_type_map()
         types = {tmap.unify(t) or t for t in spec.types} if getattr(spec, "types", None) else None

@@ -1,0 +1,71 @@
+"""The knowledge-lever ablation table of docs/results.md from runs under runs/knowledge/.
+
+Each run is ``<corpus>-l6-<lever>`` (configs/ner/knowledge/), the single-corpus recipe with
+one lever switched on; its devel and test reports come from ``biotag evaluate ... -o
+runs/knowledge/eval-<run>-<split>.json`` (runs/knowledge/job*.sh). One markdown row per
+corpus/type and lever: devel and test strict F1, the change against the plain run of the
+same corpus, and the median seconds per training epoch.
+
+    python scripts/knowledge_table.py [--runs runs/knowledge]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from single_corpus_table import RUNS
+
+LEVERS = {
+    "plain": "plain (BIO head, greedy decoding)",
+    "dictionary": "+ dictionary features",
+    "shape": "+ shape features",
+    "features": "+ dictionary + shape features",
+    "crf": "+ CRF",
+    "features-crf": "+ dictionary + shape + CRF",
+}
+
+
+def f1(report: dict | None, type_name: str | None) -> float | None:
+    if report is None:
+        return None
+    scores = report["micro"] if type_name is None else report["types"].get(type_name)
+    return None if scores is None else 100 * scores["f1"]
+
+
+def seconds_per_epoch(run: Path) -> float | None:
+    log = run / "log.jsonl"
+    if not log.exists():
+        return None
+    times = [e["seconds_per_epoch"] for e in map(json.loads, log.read_text().splitlines()) if e.get("event") == "eval" and "seconds_per_epoch" in e]
+    return statistics.median(times) if times else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, default=Path("runs/knowledge"))
+    args = parser.parse_args()
+
+    def report(run: str, split: str) -> dict | None:
+        path = args.runs / f"eval-{run}-{split}.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    print("| corpus | model | devel F1 | test F1 | Δ devel | Δ test | s/epoch |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for corpus, (_, rows) in RUNS.items():
+        for label, type_name, _ in rows:
+            base_devel, base_test = f1(report(f"{corpus}-l6-plain", "devel"), None), f1(report(f"{corpus}-l6-plain", "test"), type_name)
+            for lever, description in LEVERS.items():
+                run = f"{corpus}-l6-{lever}"
+                devel, test = f1(report(run, "devel"), None), f1(report(run, "test"), type_name)
+                if devel is None or test is None:
+                    continue
+                delta = lambda value, base: "" if lever == "plain" or base is None else f"{value - base:+.2f}"
+                seconds = seconds_per_epoch(args.runs / run)
+                print(f"| {label} | MiniLM-L6 {description} | {devel:.2f} | **{test:.2f}** | {delta(devel, base_devel)} | {delta(test, base_test)} | {seconds or 0:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
