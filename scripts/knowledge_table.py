@@ -19,7 +19,8 @@ from pathlib import Path
 from single_corpus_table import RUNS
 
 LEVERS = {
-    "plain": "plain (BIO head, greedy decoding)",
+    "plain": "plain (BIO head, BIO-constrained Viterbi decoding)",
+    "greedy": "the plain weights, greedy (argmax) decoding",
     "dictionary": "+ dictionary features",
     "shape": "+ shape features",
     "features": "+ dictionary + shape features",
@@ -64,7 +65,8 @@ def main() -> None:
                     continue
                 delta = lambda value, base: "" if lever == "plain" or base is None else f"{value - base:+.2f}"
                 seconds = seconds_per_epoch(args.runs / run)
-                print(f"| {label} | MiniLM-L6 {description} | {devel:.2f} | **{test:.2f}** | {delta(devel, base_devel)} | {delta(test, base_test)} | {seconds or 0:.0f} |")
+                seconds = "—" if seconds is None else f"{seconds:.0f}"
+                print(f"| {label} | MiniLM-L6 {description} | {devel:.2f} | **{test:.2f}** | {delta(devel, base_devel)} | {delta(test, base_test)} | {seconds} |")
 
 
 if __name__ == "__main__":
