@@ -6,7 +6,9 @@ runs/knowledge/eval-<run>-<split>.json`` (runs/knowledge/job*.sh). One markdown 
 corpus/type and lever: devel and test strict F1, the change against the plain run of the
 same corpus, and the median seconds per training epoch.
 
-    python scripts/knowledge_table.py [--runs runs/knowledge]
+    python scripts/knowledge_table.py [--runs runs/knowledge] [--write docs/results.md]
+
+``--write`` replaces the table between the ``knowledge-table`` markers of that file.
 """
 
 from __future__ import annotations
@@ -47,14 +49,25 @@ def seconds_per_epoch(run: Path) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=Path("runs/knowledge"))
+    parser.add_argument("--write", type=Path, help="Markdown file whose knowledge-table section to replace.")
     args = parser.parse_args()
+    lines = table(args.runs)
+    print("\n".join(lines))
+    if args.write:
+        text = args.write.read_text()
+        start, end = "<!-- knowledge-table:start -->\n", "<!-- knowledge-table:end -->"
+        before, rest = text.split(start, 1)
+        args.write.write_text(before + start + "\n".join(lines) + "\n" + end + rest.split(end, 1)[1])
+
+
+def table(runs: Path) -> list[str]:
+    """The markdown rows, header first."""
 
     def report(run: str, split: str) -> dict | None:
-        path = args.runs / f"eval-{run}-{split}.json"
+        path = runs / f"eval-{run}-{split}.json"
         return json.loads(path.read_text()) if path.exists() else None
 
-    print("| corpus | model | devel F1 | test F1 | Δ devel | Δ test | s/epoch |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    lines = ["| corpus | model | devel F1 | test F1 | Δ devel | Δ test | s/epoch |", "|---|---|---:|---:|---:|---:|---:|"]
     for corpus, (_, rows) in RUNS.items():
         for label, type_name, _ in rows:
             base_devel, base_test = f1(report(f"{corpus}-l6-plain", "devel"), None), f1(report(f"{corpus}-l6-plain", "test"), type_name)
@@ -64,9 +77,10 @@ def main() -> None:
                 if devel is None or test is None:
                     continue
                 delta = lambda value, base: "" if lever == "plain" or base is None else f"{value - base:+.2f}"
-                seconds = seconds_per_epoch(args.runs / run)
+                seconds = seconds_per_epoch(runs / run)
                 seconds = "—" if seconds is None else f"{seconds:.0f}"
-                print(f"| {label} | MiniLM-L6 {description} | {devel:.2f} | **{test:.2f}** | {delta(devel, base_devel)} | {delta(test, base_test)} | {seconds} |")
+                lines.append(f"| {label} | MiniLM-L6 {description} | {devel:.2f} | **{test:.2f}** | {delta(devel, base_devel)} | {delta(test, base_test)} | {seconds} |")
+    return lines
 
 
 if __name__ == "__main__":
