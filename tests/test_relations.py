@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from helpers import make_tiny_encoder
 
 from biotag.document import Argument, Document, Link, Relation, Span
@@ -311,9 +312,10 @@ def test_train_and_evaluate_relations_commands(tmp_path, toy_trained):
     run = tmp_path / "run"
     result = runner.invoke(app, [
         "train-relations", "-d", str(corpus), "-o", str(run), "--encoder", str(encoder), "--epochs", "12",
-        "--lr", "3e-3", "--batch-size", "8", "--max-length", "32", "--threads", "1",
+        "--lr", "3e-3", "--batch-size", "8", "--max-length", "32", "--threads", "1", "--device", "auto",
     ])
     assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["device"] == "auto"  # auto = the GPU when there is one
     meta = json.loads((run / "model" / "biotag.json").read_text())
     assert meta["kind"] == "relations" and meta["task"]["labels"] == ["binds"]
     assert (run / "model" / "README.md").read_text().startswith("# biotag relation classifier")
@@ -333,6 +335,10 @@ def test_train_and_evaluate_relations_commands(tmp_path, toy_trained):
     assert "errors" not in json.loads(result.output.strip().splitlines()[-1])
     bad = runner.invoke(app, ["train-relations", "-d", str(corpus), "-o", str(tmp_path / "bad"), "--style", "boxes"])
     assert bad.exit_code == 2 and "style" in bad.output
+    bad_devices = ["gpu"] + ([] if torch.cuda.is_available() else ["cuda"])
+    for device in bad_devices:
+        bad = runner.invoke(app, ["train-relations", "-d", str(corpus), "-o", str(tmp_path / "bad"), "--encoder", str(encoder), "--device", device])
+        assert bad.exit_code == 2 and "device" in bad.output, (device, bad.output)
 
 
 

@@ -10,6 +10,7 @@ from typing import List, Optional
 
 import typer
 
+from biotag.commands import DEVICE_HELP
 from biotag.errors import BiotagError
 
 app = typer.Typer(
@@ -124,7 +125,7 @@ def train(
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps."),
     seed: Optional[int] = typer.Option(None),
     threads: Optional[int] = typer.Option(None),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N or auto (default: the config's, else cpu)."),
+    device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint."),
 ) -> None:
     """Fine-tune a token-classification model on one or several corpora."""

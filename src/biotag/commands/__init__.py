@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import importlib
 
+# the --device option's help, one text for every training command
+DEVICE_HELP = "cpu, cuda, cuda:N or auto (default: the config's, else cpu)."
+
 MODULES = [
     "biotag.commands.export",
     "biotag.commands.relations",

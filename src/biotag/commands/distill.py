@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 
+from biotag.commands import DEVICE_HELP
 from biotag.errors import BiotagError, InputError
 
 
@@ -51,7 +52,7 @@ def register(app: typer.Typer) -> None:
         checkpoint_every: Optional[int] = typer.Option(None),
         seed: Optional[int] = typer.Option(None),
         threads: Optional[int] = typer.Option(None),
-        device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N or auto (default: the config's, else cpu)."),
+        device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
         resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint."),
     ) -> None:
         """Distil a trained model into a smaller student (soft labels, dynamic loss weights,

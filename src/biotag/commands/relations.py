@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 
+from biotag.commands import DEVICE_HELP
 from biotag.errors import BiotagError
 
 
@@ -30,6 +31,7 @@ def register(app: typer.Typer) -> None:
         max_steps: Optional[int] = typer.Option(None),
         seed: Optional[int] = typer.Option(None),
         threads: Optional[int] = typer.Option(None),
+        device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
         resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint."),
     ) -> None:
         """Fine-tune a relation classifier (entity markers + sequence classification)."""
@@ -40,7 +42,7 @@ def register(app: typer.Typer) -> None:
             "dataset": dataset, "output_dir": None if output is None else str(output), "encoder": encoder, "style": style,
             "epochs": epochs, "lr": lr, "batch_size": batch_size, "max_length": max_length,
             "negative_fraction": negative_fraction, "train_limit": train_limit, "devel_limit": devel_limit,
-            "window": window, "max_steps": max_steps, "seed": seed, "threads": threads,
+            "window": window, "max_steps": max_steps, "seed": seed, "threads": threads, "device": device,
         }
         options = {k: v for k, v in options.items() if v is not None}
         try:

@@ -223,7 +223,8 @@ class RelationClassifier(torch.nn.Module):
         return self.network(input_ids=input_ids, attention_mask=attention_mask).logits
 
     def _run(self, batch: EncodedBatch) -> np.ndarray:
-        return self(torch.from_numpy(batch.input_ids), torch.from_numpy(batch.attention_mask)).float().numpy()
+        device = self.network.device
+        return self(torch.from_numpy(batch.input_ids).to(device), torch.from_numpy(batch.attention_mask).to(device)).float().cpu().numpy()
 
     def predict_logits(self, examples: Sequence[RelationExample], *, batch_size: int = 64) -> np.ndarray:
         was_training = self.training

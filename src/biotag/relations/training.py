@@ -36,7 +36,7 @@ from biotag.relations.examples import STYLES, RelationExample
 from biotag.relations.metrics import RelationReport, score_labels
 from biotag.relations.model import RelationClassifier
 from biotag.training.checkpoint import CHECKPOINT_DIR, LoopState, remove_dir, replacing_dir
-from biotag.training.run import LOG_FILE, MODEL_DIR, SUMMARY_FILE, CheckpointedRun, run_training
+from biotag.training.run import LOG_FILE, MODEL_DIR, SUMMARY_FILE, CheckpointedRun, resolve_device, run_training
 from biotag.training.trainer import _command_line, seed_everything
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ class RelationTrainConfig(JsonConfig):
     checkpoint_every: int = 200
     eval_batch_size: int = 64
     threads: int | None = None
+    device: str = "cpu"
     card: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -98,6 +99,7 @@ class RelationTrainConfig(JsonConfig):
         for name in ("warmup_ratio", "dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise InputError(f"must be in [0, 1), got {getattr(self, name)!r}", field=name)
+        self._require_device()
 
 
 def train_relations(config: RelationTrainConfig, resume: bool = False) -> Path:
@@ -137,6 +139,7 @@ class RelationTrainer(CheckpointedRun):
         if unknown:
             raise InputError(f"training labels {unknown} are not labels of task {task.name!r}", field="dataset")
         self.model = RelationClassifier.from_encoder(c.encoder, task, style=c.style, max_length=c.max_length, dropout=c.dropout)
+        self.model.to(resolve_device(c.device))
         self.rows = self.model.encoder.ids(self.train_examples)
         self.lengths = np.array([len(r) for r in self.rows])
         index = {label: i for i, label in enumerate(task.all_labels)}
@@ -150,7 +153,7 @@ class RelationTrainer(CheckpointedRun):
         self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=c.lr,
-            fused=True,  # on this CPU the unfused step costs more than the backward pass
+            fused=True,  # on this CPU the unfused step costs more than the backward pass (CUDA has one too)
         )
         from transformers import get_linear_schedule_with_warmup
 
@@ -235,8 +238,9 @@ class RelationTrainer(CheckpointedRun):
 
     def _step(self, indices: np.ndarray) -> None:
         batch = self.model.encoder.collate([self.rows[i] for i in indices])
-        logits = self.model(torch.from_numpy(batch.input_ids), torch.from_numpy(batch.attention_mask))
-        loss = F.cross_entropy(logits, torch.from_numpy(self.labels[indices]))
+        device = self.model.network.device
+        ids, mask, labels = (torch.from_numpy(a).to(device) for a in (batch.input_ids, batch.attention_mask, self.labels[indices]))
+        loss = F.cross_entropy(self.model(ids, mask), labels)
         loss.backward()
         if self.config.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
