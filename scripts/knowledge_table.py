@@ -28,6 +28,8 @@ LEVERS = {
     "features": "+ dictionary + shape features",
     "crf": "+ CRF",
     "features-crf": "+ dictionary + shape + CRF",
+    "plain-seed14": "plain, seed 14",
+    "crf-seed14": "+ CRF, seed 14",
 }
 
 
@@ -70,16 +72,18 @@ def table(runs: Path) -> list[str]:
     lines = ["| corpus | model | devel F1 | test F1 | Δ devel | Δ test | s/epoch |", "|---|---|---:|---:|---:|---:|---:|"]
     for corpus, (_, rows) in RUNS.items():
         for label, type_name, _ in rows:
-            base_devel, base_test = f1(report(f"{corpus}-l6-plain", "devel"), None), f1(report(f"{corpus}-l6-plain", "test"), type_name)
             for lever, description in LEVERS.items():
                 run = f"{corpus}-l6-{lever}"
                 devel, test = f1(report(run, "devel"), None), f1(report(run, "test"), type_name)
                 if devel is None or test is None:
                     continue
-                delta = lambda value, base: "" if lever == "plain" or base is None else f"{value - base:+.2f}"
+                # a lever is compared with the plain run of the same seed
+                plain = "plain-seed14" if lever.endswith("seed14") else "plain"
+                ref_devel, ref_test = f1(report(f"{corpus}-l6-{plain}", "devel"), None), f1(report(f"{corpus}-l6-{plain}", "test"), type_name)
+                delta = lambda value, base: "" if lever == plain or base is None else f"{value - base:+.2f}"
                 seconds = seconds_per_epoch(runs / run)
                 seconds = "—" if seconds is None else f"{seconds:.0f}"
-                lines.append(f"| {label} | MiniLM-L6 {description} | {devel:.2f} | **{test:.2f}** | {delta(devel, base_devel)} | {delta(test, base_test)} | {seconds} |")
+                lines.append(f"| {label} | MiniLM-L6 {description} | {devel:.2f} | **{test:.2f}** | {delta(devel, ref_devel)} | {delta(test, ref_test)} | {seconds} |")
     return lines
 
 
