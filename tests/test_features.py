@@ -204,7 +204,7 @@ def test_a_feature_model_saves_loads_and_predicts_the_same(feature_model):
     model_dir, _ = feature_model
     meta = json.loads((model_dir / "biotag.json").read_text())
     assert meta["features"]["dictionary"]["types"] == ["Thing", "Other"] and meta["features"]["shape"] == list(SHAPE_FLAGS)
-    assert meta["features"]["dropout"] == 0.2 and "decoder" not in meta
+    assert meta["features"]["dropout"] == 0.2 and meta["decoder"] == "crf"  # TrainConfig's default decoder
     assert (model_dir / "features" / "dictionary" / "keys.marisa").is_file() and (model_dir / "biotag_heads.safetensors").is_file()
     model = TokenClassifier.from_pretrained(model_dir)
     words = [["the", "Aspirin", "dose", "in", "blood", "."], ["Insulin", "and", "the", "BRCA", "gene"]]

@@ -126,6 +126,7 @@ def train(
     seed: Optional[int] = typer.Option(None),
     threads: Optional[int] = typer.Option(None),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
+    decoder: Optional[str] = typer.Option(None, help="crf (a CRF layer; the default), viterbi (BIO-constrained) or greedy."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint."),
 ) -> None:
     """Fine-tune a token-classification model on one or several corpora."""
@@ -144,6 +145,7 @@ def train(
         "seed": seed,
         "threads": threads,
         "device": device,
+        "decoder": decoder,
     }
     try:
         base = TrainConfig.from_json(config) if config else TrainConfig(corpora=list(corpus), output_dir=str(output))

@@ -66,11 +66,12 @@ class TrainConfig(JsonConfig):
     # knowledge levers (docs/features.md): dictionary matches per word (true: the shared
     # dictionaries, cached; or a folder saved by biotag.features.DictionaryMatcher), the
     # word's shape from the cased text, the chance of hiding a match in training, and the
-    # decoder (viterbi: BIO-constrained, greedy: argmax, crf: a CRF layer trained along)
+    # decoder (crf: a CRF layer trained along, the default since it won the ablation on
+    # NCBI-disease and BC5CDR devel, docs/results.md; viterbi: BIO-constrained; greedy: argmax)
     dictionary_features: bool | str = False
     shape_features: bool = False
     feature_dropout: float = 0.1
-    decoder: str = "viterbi"
+    decoder: str = "crf"
     card: dict[str, Any] = field(default_factory=dict)  # extra model-card fields
 
     def __post_init__(self) -> None:
