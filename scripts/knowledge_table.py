@@ -14,6 +14,7 @@ same corpus, and the median seconds per training epoch.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 from pathlib import Path
@@ -65,6 +66,7 @@ def main() -> None:
 def table(runs: Path) -> list[str]:
     """The markdown rows, header first."""
 
+    @functools.cache
     def report(run: str, split: str) -> dict | None:
         path = runs / f"eval-{run}-{split}.json"
         return json.loads(path.read_text()) if path.exists() else None
@@ -80,12 +82,15 @@ def table(runs: Path) -> list[str]:
                 # a lever is compared with the plain run of the same seed
                 plain = "plain-seed14" if lever.endswith("seed14") else "plain"
                 ref_devel, ref_test = f1(report(f"{corpus}-l6-{plain}", "devel"), None), f1(report(f"{corpus}-l6-{plain}", "test"), type_name)
-                delta = lambda value, base: "" if lever == plain or base is None else f"{value - base:+.2f}"
+                change = ["", ""] if lever == plain else [_delta(devel, ref_devel), _delta(test, ref_test)]
                 seconds = seconds_per_epoch(runs / run)
                 seconds = "—" if seconds is None else f"{seconds:.0f}"
-                lines.append(f"| {label} | MiniLM-L6 {description} | {devel:.2f} | **{test:.2f}** | {delta(devel, ref_devel)} | {delta(test, ref_test)} | {seconds} |")
+                lines.append(f"| {label} | MiniLM-L6 {description} | {devel:.2f} | **{test:.2f}** | {change[0]} | {change[1]} | {seconds} |")
     return lines
 
+
+def _delta(value: float, base: float | None) -> str:
+    return "" if base is None else f"{value - base:+.2f}"
 
 if __name__ == "__main__":
     main()

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
@@ -36,7 +34,7 @@ from biotag.relations.examples import STYLES, RelationExample
 from biotag.relations.metrics import RelationReport, score_labels
 from biotag.relations.model import RelationClassifier
 from biotag.training.checkpoint import CHECKPOINT_DIR, LoopState, remove_dir, replacing_dir
-from biotag.training.run import LOG_FILE, MODEL_DIR, SUMMARY_FILE, CheckpointedRun, resolve_device, run_training
+from biotag.training.run import LOG_FILE, MODEL_DIR, SUMMARY_FILE, CheckpointedRun, adamw, resolve_device, run_facts, run_training
 from biotag.training.trainer import _command_line, seed_everything
 
 log = logging.getLogger(__name__)
@@ -148,13 +146,8 @@ class RelationTrainer(CheckpointedRun):
         self.total_steps = self.batches_per_epoch * c.epochs
         if c.max_steps:
             self.total_steps = min(self.total_steps, c.max_steps)
-        decay = [p for p in self.model.parameters() if p.ndim >= 2]
-        no_decay = [p for p in self.model.parameters() if p.ndim < 2]
-        self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=c.lr,
-            fused=True,  # on this CPU the unfused step costs more than the backward pass (CUDA has one too)
-        )
+        # fused: on this CPU the unfused step costs more than the backward pass (CUDA has one too)
+        self.optimizer = adamw(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay, fused=True)
         from transformers import get_linear_schedule_with_warmup
 
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer, round(c.warmup_ratio * self.total_steps), self.total_steps)
@@ -292,9 +285,7 @@ class RelationTrainer(CheckpointedRun):
             "data": {"dataset": self.config.dataset, "train": len(self.train_examples), "devel": len(self.devel)},
             "command": _command_line(),
             "metrics": {"devel_micro": report.micro.to_dict(), "step": st.step, "epoch": st.epoch},
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "hardware": f"{platform.machine()} {platform.processor() or ''}".strip()
-            + f", {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads",
+            **run_facts(),
             "config": self.config.to_dict(),
         }
         card.update(self.config.card)

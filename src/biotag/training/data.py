@@ -155,7 +155,7 @@ def document_examples(
     return [
         Example(
             (corpus_name, doc.id, si), corpus_index, [doc.text[a:b] for a, b in ws], sorted(set(spans[si])), mask,
-            _known_absent(len(ws), spans[si], excluded, len(schema.types)),
+            _mark_spans(len(ws), spans[si], excluded, len(schema.types)),
             _unsure(len(ws), spans[si], hidden, schema.types),
         )
         for si, ws in enumerate(sentences)
@@ -174,7 +174,7 @@ def _exclusions(schema: LabelSchema, annotated: Sequence[str], negative_evidence
     return out
 
 
-def _known_absent(n_words: int, spans: Sequence[TokenSpan], columns_by_type: Mapping[str, list[int]], n_types: int) -> np.ndarray | None:
+def _mark_spans(n_words: int, spans: Sequence[TokenSpan], columns_by_type: Mapping[str, list[int]], n_types: int) -> np.ndarray | None:
     """True at the words of each gold span, in the columns its type names; None if none."""
     marks = [(s, columns_by_type[s.type]) for s in spans if s.type in columns_by_type]
     if not marks:
@@ -197,7 +197,7 @@ def _hiding(schema: LabelSchema, annotated: Sequence[str], uncertain_inside: Map
 
 
 def _unsure(n_words: int, spans: Sequence[TokenSpan], hidden: Mapping[str, list[int]], types: Sequence[str]) -> np.ndarray | None:
-    unsure = _known_absent(n_words, spans, hidden, len(types))  # the same span marking
+    unsure = _mark_spans(n_words, spans, hidden, len(types))
     if unsure is None:
         return None
     for span in spans:  # a gold span of the hidden type itself is evidence, not doubt
