@@ -28,6 +28,7 @@ LEVERS = {
     "shape": "+ shape features",
     "features": "+ dictionary + shape features",
     "crf": "+ CRF",
+    "dictionary-crf": "+ dictionary features + CRF",
     "features-crf": "+ dictionary + shape + CRF",
     "plain-seed14": "plain, seed 14",
     "crf-seed14": "+ CRF, seed 14",

@@ -226,3 +226,27 @@ def test_a_decoder_override_changes_how_scores_are_decoded(crf_model, tmp_path):
     assert set(reports["greedy"]) == set(reports["crf"]) and reports["crf"]["micro"]["f1"] > 0.5
     bad = CliRunner().invoke(app, ["evaluate", "-m", str(crf_model), "-c", str(corpus), "--decoder", "beam"])
     assert bad.exit_code != 0 and "decoder" in bad.output
+
+
+def test_word_log_probs_are_the_crf_marginals_per_chain_or_the_softmax():
+    from biotag.models.decoding import LOG_FLOOR, word_log_probs
+
+    schema = LabelSchema(("a", "b"), "multilabel")  # two independent O/B/I chains
+    rng = np.random.default_rng(1)
+    scores = rng.normal(size=(5, 6))
+    params = CrfParams(rng.normal(size=(2, 3, 3)), rng.normal(size=(2, 3)), rng.normal(size=(2, 3)))
+    out = word_log_probs(schema, scores, params).reshape(5, 2, 3)
+    allowed = allowed_transitions(schema)
+    for c in range(2):
+        trans = np.where(allowed[:3], params.transitions[c], -1e9)
+        start = np.where(allowed[3], params.start[c], -1e9)
+        expected = crf_marginals(scores.reshape(5, 2, 3)[:, c], trans, start, params.end[c])
+        assert np.allclose(np.exp(out[:, c]), expected, atol=1e-6)
+    assert np.allclose(np.exp(out).sum(-1), 1.0, atol=1e-5)
+    assert np.all(out[0, :, 2] == LOG_FLOOR)  # no chain may start inside an entity
+    # without a CRF: the softmax of each group, which the CRF's marginals are not
+    plain = word_log_probs(schema, scores).reshape(5, 2, 3)
+    x = scores.reshape(5, 2, 3)
+    assert np.allclose(plain, x - np.log(np.exp(x).sum(-1, keepdims=True)), atol=1e-5)
+    assert not np.allclose(plain, out, atol=1e-2)
+    assert word_log_probs(schema, np.zeros((0, 6)), params).shape == (0, 6)

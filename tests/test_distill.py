@@ -191,6 +191,49 @@ def test_word_alignment_with_a_different_tokenizer(tiny_teacher, tmp_path):
     assert scores.shape == (len(words), BIO.num_outputs)
 
 
+def _perturbed_copy(model_dir: Path, target: Path, seed: int) -> Path:
+    model = TokenClassifier.from_pretrained(model_dir)
+    with torch.no_grad():
+        model.network.classifier.weight.add_(torch.randn(model.network.classifier.weight.shape, generator=torch.Generator().manual_seed(seed)))
+    return model.save_pretrained(target)
+
+
+def test_an_ensemble_averages_its_teachers_distributions(tiny_teacher, tmp_path):
+    from biotag.distill.teachers import Teachers
+
+    other = _perturbed_copy(tiny_teacher, tmp_path / "other", seed=3)
+    words = [["The", "Aspirin", "dose", "."], ["BRCA", "of", "the", "Mouse"]]
+    single, ensemble = Teachers([tiny_teacher]), Teachers([tiny_teacher, other])
+    mine, theirs = single.word_log_probs(words), Teachers([other]).word_log_probs(words)
+    for a, b, mean in zip(mine, theirs, ensemble.word_log_probs(words)):
+        assert not np.allclose(a, b, atol=1e-3)  # the members disagree ...
+        assert np.allclose(np.exp(mean), (np.exp(a) + np.exp(b)) / 2, atol=1e-5)  # ... and the soft label is their mean
+        assert np.allclose(np.exp(mean).sum(-1), 1.0, atol=1e-5)
+    # a cache is keyed by the members (in any order), not by the primary teacher alone
+    assert single.fingerprint() == teacher_fingerprint(tiny_teacher)  # caches of one plain teacher stay valid
+    assert ensemble.fingerprint() == Teachers([other, tiny_teacher]).fingerprint() != single.fingerprint()
+    encoder = make_tiny_encoder(tmp_path / "encoder")
+    multi = TokenClassifier.from_encoder(encoder, MULTI, max_length=32).save_pretrained(tmp_path / "multi")
+    with pytest.raises(InputError) as info:
+        Teachers([tiny_teacher, multi])
+    assert info.value.field == "teacher" and str(multi) in str(info.value)
+
+
+def test_a_crf_teacher_hands_over_its_marginals(toy_trained):
+    from biotag.distill.teachers import Teachers
+    from biotag.models.decoding import word_log_probs
+
+    teacher, _ = toy_trained
+    teachers = Teachers([teacher])
+    assert teachers.primary.crf is not None  # CRF is the training default
+    words = [["the", "Kinase", "binds", "the", "Mouse", "."]]
+    [scores] = teachers.primary.predict_words(words)
+    [soft] = teachers.word_log_probs(words)
+    assert np.allclose(soft, word_log_probs(teachers.primary.schema, scores, teachers.primary.crf.params()), atol=1e-6)
+    assert not np.allclose(soft, word_log_probs(teachers.primary.schema, scores), atol=1e-3)
+    assert teachers.fingerprint() != teacher_fingerprint(teacher)  # not a cache of its raw scores
+
+
 def test_default_layer_pairs():
     config = DistillConfig(teacher="t", corpora=["c"], output_dir="o", student_layers=[0, 2, 4])
     assert layer_pairs(config, 3, 6) == [(1, 1), (2, 3), (3, 5)]
@@ -388,3 +431,22 @@ def test_cli_keeps_every_config_value_unless_an_option_is_given(tmp_path, monkey
     assert (seen[-1].device, seen[-1].epochs, seen[-1].lr) == ("cpu", 3, 1e-4)
     result = runner.invoke(app, ["distill", "--config", str(path), "--device", "gpu"])
     assert result.exit_code != 0 and "device" in result.output
+
+
+def test_cli_distills_from_an_ensemble_of_teachers_with_different_tokenizers(toy_trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from biotag.cli import app
+
+    teacher, corpus = toy_trained
+    other = _perturbed_copy(with_other_tokenizer(teacher, tmp_path / "chars"), tmp_path / "chars-perturbed", seed=5)
+    out = tmp_path / "student"
+    args = ["distill", "-t", str(teacher), "-t", str(other), "-c", str(corpus), "--student-layers", "1", "-o", str(out),
+            "--epochs", "2", "--lr", "3e-3", "--batch-size", "8", "--max-length", "32", "--threads", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    card = TokenClassifier.from_pretrained(out / "model").card["distillation"]
+    assert card["teacher"] == [str(teacher), str(other)] and card["soft_labels"].startswith("mean of 2 teachers")
+    twice = CliRunner().invoke(app, ["distill", "-t", str(teacher), "-t", str(teacher), "-c", str(corpus), "--student-layers", "1",
+                                     "-o", str(tmp_path / "x")])
+    assert twice.exit_code == 2 and "teacher" in twice.output

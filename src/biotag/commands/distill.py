@@ -22,7 +22,9 @@ def parse_layers(text: str) -> list[int]:
 def register(app: typer.Typer) -> None:
     @app.command()
     def distill(
-        teacher: Optional[Path] = typer.Option(None, "--teacher", "-t", help="Trained biotag model directory to learn from."),
+        teacher: Optional[List[Path]] = typer.Option(
+            None, "--teacher", "-t", help="Trained biotag model directory to learn from; repeat for an ensemble (soft labels averaged)."
+        ),
         output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (the student goes to OUTPUT/model)."),
         corpus: Optional[List[str]] = typer.Option(None, "--corpus", "-c", help="Gold corpus name or path; repeat for several."),
         student: Optional[str] = typer.Option(None, "--student", help="Student encoder directory or short name (minilm-l3...)."),
@@ -61,7 +63,7 @@ def register(app: typer.Typer) -> None:
         from biotag.distill import DistillConfig, distill as run
 
         options = {
-            "teacher": teacher, "output_dir": output, "corpora": list(corpus) if corpus else None, "encoder": student, "unify_types": unify_types,
+            "teacher": (str(teacher[0]) if len(teacher) == 1 else [str(t) for t in teacher]) if teacher else None, "output_dir": output, "corpora": list(corpus) if corpus else None, "encoder": student, "unify_types": unify_types,
             "soft_limit": soft_limit, "soft_ratio": soft_ratio, "soft_top_k": soft_top_k, "soft_cache": soft_cache,
             "weighting": weighting, "schedule": schedule, "soft_floor": soft_floor, "hard_weight": hard_weight,
             "soft_weight": soft_weight, "kd_temperature": kd_temperature, "hidden_weight": hidden_weight,

@@ -15,7 +15,9 @@ from biotag.training.config import TrainConfig
 class DistillConfig(TrainConfig):
     """Everything a distillation run depends on.
 
-    The student is ``encoder`` (any local Hugging Face encoder directory or short name,
+    ``teacher`` is a trained model directory, or a list of them: an ensemble whose
+    averaged soft labels the student learns (:mod:`biotag.distill.teachers`; the first is
+    the primary teacher). The student is ``encoder`` (any local Hugging Face encoder directory or short name,
     with a new head) or, with ``student_layers``, the teacher itself with only those
     encoder layers kept (DistilBERT-style: embeddings, kept layers and classifier start
     from the teacher's weights). It predicts the teacher's types with the teacher's
@@ -52,7 +54,7 @@ class DistillConfig(TrainConfig):
     encoder: str | None = None  # the student encoder (or student_layers)
     scheme: str | None = None  # the teacher's
     unify_types: bool | None = None  # None: as the teacher was trained (its card), else True
-    teacher: str = ""
+    teacher: str | list[str] = ""
     student_layers: list[int] | None = None
     kd_temperature: float = 2.0
     weighting: str = "dynamic"
@@ -78,7 +80,11 @@ class DistillConfig(TrainConfig):
         scheme, self.scheme = self.scheme, self.scheme or "bio"
         super().__post_init__()
         self.scheme = scheme
-        if not self.teacher:
+        if isinstance(self.teacher, (list, tuple)):
+            self.teacher = [str(t) for t in self.teacher]
+            if len(set(self.teacher)) != len(self.teacher):
+                raise InputError(f"an ensemble lists each teacher once, got {self.teacher}", field="teacher")
+        if not self.teacher or not all(self.teacher_dirs):
             raise InputError("a teacher model directory is needed", field="teacher")
         if (self.encoder is None) == (self.student_layers is None):
             raise InputError("give either a student encoder or the teacher layers to keep (student_layers)", field="encoder")
@@ -110,3 +116,8 @@ class DistillConfig(TrainConfig):
         pairs = self.hidden_layers
         if pairs is not None and not all(isinstance(p, list) and len(p) == 2 and all(isinstance(i, int) and i >= 0 for i in p) for p in pairs):
             raise InputError(f"must be [student, teacher] layer pairs, got {pairs!r}", field="hidden_layers")
+
+    @property
+    def teacher_dirs(self) -> list[str]:
+        """The teacher directories, the primary one first."""
+        return [self.teacher] if isinstance(self.teacher, str) else list(self.teacher)

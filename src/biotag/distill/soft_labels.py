@@ -1,11 +1,12 @@
 """The teacher-output cache: the teacher runs once over the training text, not each epoch.
 
-Per word the cache keeps the teacher's scores at the word's first sub-word, computed with
-the teacher's own tokenizer and windows (:meth:`TokenClassifier.predict_words`), so the
-student can read them whatever tokenizer it has: the two models meet on words. Two
-compact forms:
+Per word the cache keeps the teacher's label distribution as log-probabilities (read at
+the word's first sub-word with the teacher's own tokenizer and windows; CRF marginals for a
+CRF teacher, the mean over an ensemble: :mod:`biotag.distill.teachers`), so the student can
+read them whatever tokenizer it has: the two models meet on words. Two compact forms:
 
-* ``top_k = 0``: the fp16 logits (``num_outputs`` values per word);
+* ``top_k = 0``: the fp16 log-probabilities (``num_outputs`` values per word; any
+  logits of the same distribution would do);
 * ``top_k = k``: per softmax group (one for ``bio``, one O/B/I group per type for
   ``multilabel``) the k largest probabilities in fp16 and their class ids (uint16);
   the rest of the group's probability mass is spread evenly over its other classes

@@ -29,7 +29,8 @@ from biotag.distill.config import DistillConfig
 from biotag.distill.losses import HiddenProjections, attention_loss, hidden_state_loss, soft_label_loss
 from biotag.distill.pruning import GradualPruner
 from biotag.distill.schedule import LossWeights, loss_weights
-from biotag.distill.soft_labels import SoftLabelCache, teacher_fingerprint
+from biotag.distill.soft_labels import SoftLabelCache
+from biotag.distill.teachers import Teachers
 from biotag.errors import InputError
 from biotag.models.predict import predict_windows
 from biotag.models.token_classifier import TokenClassifier
@@ -118,7 +119,8 @@ def same_tokenizer(a: SubwordEncoder, b: SubwordEncoder) -> bool:
 class DistillTrainer(Trainer):
     def __init__(self, config: DistillConfig) -> None:
         device = resolve_device(config.device)  # before any loading: no GPU fails fast
-        self.teacher = TokenClassifier.from_pretrained(config.teacher)
+        self.teachers = Teachers(config.teacher_dirs)
+        self.teacher = self.teachers.primary
         schema = self.teacher.schema
         if config.types is not None and tuple(config.types) != schema.types:
             raise InputError(f"the student predicts the teacher's types {list(schema.types)}, not {config.types}", field="types")
@@ -136,7 +138,7 @@ class DistillTrainer(Trainer):
         base.update(encoder=student, scheme=schema.scheme, unify_types=unify, types=list(schema.types), dictionary_features=False,
                     shape_features=False, decoder=self.teacher.decoder)
         super().__init__(TrainConfig(**base))  # corpora, student (on the device), items, plan, optimizer
-        self.teacher.to(device)
+        self.teachers.to(device)
         if config.student_layers is not None:
             remove_dir(Path(config.output_dir) / STUDENT_INIT_DIR)  # loaded; rebuilt the same way on resume
         self.config = config  # what checkpoints record and resumes compare
@@ -162,8 +164,8 @@ class DistillTrainer(Trainer):
         drop = [i for i in range(n_layers) if i not in config.student_layers]
         target = Path(config.output_dir) / STUDENT_INIT_DIR
         if not drop:
-            return Path(config.teacher)
-        return prune_structured(config.teacher, target, drop_layers=drop)
+            return Path(config.teacher_dirs[0])
+        return prune_structured(config.teacher_dirs[0], target, drop_layers=drop)
 
     def _setup_teacher_outputs(self) -> None:
         c = self.config
@@ -173,10 +175,10 @@ class DistillTrainer(Trainer):
         if not self.soft_labels:
             return
         root = c.soft_cache or str(Path(c.output_dir) / "teacher-cache")
-        self.cache = SoftLabelCache(root, teacher_fingerprint(c.teacher), self.teacher.schema, c.soft_top_k)
+        self.cache = SoftLabelCache(root, self.teachers.fingerprint(), self.teacher.schema, c.soft_top_k)
         gold_words = [e.words for e in self.train_examples]
         soft_words = [e.words for e in self.soft_examples]
-        added = self.cache.add(gold_words + soft_words, lambda lists: self.teacher.predict_words(lists, batch_size=c.eval_batch_size))
+        added = self.cache.add(gold_words + soft_words, lambda lists: self.teachers.word_log_probs(lists, batch_size=c.eval_batch_size))
         log.info("teacher cache %s: %d sentences (%d new)", self.cache.folder, len(self.cache), added)
         self.gold_starts, self.soft_starts = self.cache.starts(gold_words), self.cache.starts(soft_words)
 
@@ -345,6 +347,9 @@ class DistillTrainer(Trainer):
         teacher_metrics = self.teacher.card.get("metrics") or {}
         summary = {
             "teacher": c.teacher,
+            "soft_labels": (
+                f"mean of {len(self.teachers.models)} teachers' word distributions" if len(self.teachers.models) > 1 else "the teacher's word distribution"
+            ) + " (CRF marginals for a CRF teacher, else the softmax)",
             "teacher_encoder": self.teacher.encoder_name,
             "teacher_devel_f1": teacher_metrics.get("devel_f1"),
             "student": c.encoder or f"teacher layers {c.student_layers}",
@@ -362,7 +367,7 @@ class DistillTrainer(Trainer):
             "hidden_weight": c.hidden_weight,
             "attention_weight": c.attention_weight,
             "soft_text": {"files": c.soft_text, "sentences": len(self.soft_examples), "windows": len(self.soft_items), "ratio": c.soft_ratio},
-            "teacher_cache": None if self.cache is None else {"format": "fp16 logits" if not c.soft_top_k else f"top-{c.soft_top_k} fp16", "sentences": len(self.cache)},
+            "teacher_cache": None if self.cache is None else {"format": "fp16 log-probabilities" if not c.soft_top_k else f"top-{c.soft_top_k} fp16", "sentences": len(self.cache)},
         }
         if self.pruner is not None:
             summary["pruning"] = {

@@ -35,7 +35,7 @@ class CRF(torch.nn.Module):
         self.register_buffer("allowed", torch.from_numpy(allowed_transitions(schema)), persistent=False)
 
     def params(self) -> CrfParams:
-        return CrfParams(*(p.detach().double().numpy().copy() for p in (self.transitions, self.start, self.end)))
+        return CrfParams(*(p.detach().cpu().double().numpy().copy() for p in (self.transitions, self.start, self.end)))
 
     def load_params(self, params: CrfParams) -> None:
         with torch.no_grad():

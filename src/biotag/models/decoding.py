@@ -70,19 +70,50 @@ def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
     return (m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))).squeeze(axis)
 
 
-def crf_marginals(emissions: np.ndarray, trans: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """``[n, S]`` marginal probability of each label at each word (forward-backward)."""
-    n, s = emissions.shape
-    alpha = np.empty((n, s))
-    beta = np.zeros((n, s))
+def crf_log_marginals(emissions: np.ndarray, trans: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """``[n, C, S]`` log marginal probability of each label at each word, for ``C``
+    independent chains at once (forward-backward): emissions ``[n, C, S]``, transitions
+    ``[C, S, S]`` (from, to), start and end ``[C, S]``."""
+    n = emissions.shape[0]
+    alpha = np.empty(emissions.shape)
+    beta = np.zeros(emissions.shape)
     alpha[0] = start + emissions[0]
     for i in range(1, n):
-        alpha[i] = _logsumexp(alpha[i - 1][:, None] + trans, 0) + emissions[i]
+        alpha[i] = _logsumexp(alpha[i - 1][:, :, None] + trans, 1) + emissions[i]
     beta[-1] = end
     for i in range(n - 2, -1, -1):
-        beta[i] = _logsumexp(trans + (emissions[i + 1] + beta[i + 1])[None, :], 1)
-    log_z = _logsumexp(alpha[-1] + end, 0)
-    return np.exp(alpha + beta - log_z)
+        beta[i] = _logsumexp(trans + (emissions[i + 1] + beta[i + 1])[:, None, :], 2)
+    log_z = _logsumexp(alpha[-1] + end, 1)  # [C]
+    return alpha + beta - log_z[None, :, None]
+
+
+def crf_marginals(emissions: np.ndarray, trans: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """``[n, S]`` marginal probability of each label at each word of one chain."""
+    return np.exp(crf_log_marginals(emissions[:, None], trans[None], start[None], end[None])[:, 0])
+
+
+LOG_FLOOR = -20.0  # log-probability given to labels a model rules out: finite in fp16 caches and in a KL
+
+
+def word_log_probs(schema: LabelSchema, scores: np.ndarray, crf: CrfParams | None = None) -> np.ndarray:
+    """A model's own label distribution at each word as log-probabilities, float32
+    ``[n, num_outputs]``, one distribution per softmax group of the scheme (the CRF's
+    chains): with a CRF, its marginals (BIO-forbidden transitions excluded), since a CRF's
+    emission scores alone are not its distribution; otherwise the log-softmax of the
+    scores. Floored at :data:`LOG_FLOOR`. This is what a teacher hands its students."""
+    scores = np.asarray(scores, dtype=np.float64)
+    n = scores.shape[0]
+    chains, states = chain_layout(schema)
+    x = scores.reshape(n, chains, states)
+    if crf is None:
+        out = x - _logsumexp(x, 2)[..., None]
+    elif n == 0:
+        out = x
+    else:
+        allowed = allowed_transitions(schema)
+        trans, start, end = (np.stack(part) for part in zip(*(_chain_scores(crf, c, allowed) for c in range(chains))))
+        out = crf_log_marginals(x, trans, start, end)
+    return np.maximum(out, LOG_FLOOR).reshape(n, schema.num_outputs).astype(np.float32)
 
 
 def decode_scores(

@@ -239,6 +239,14 @@ class TokenClassifier(torch.nn.Module):
         finally:
             self.train(was_training)
 
+    def word_distributions(self, word_lists: list[list[str]], *, batch_size: int = 32) -> list[np.ndarray]:
+        """Per word, the model's label distribution as log-probabilities (CRF marginals for
+        a CRF model; :func:`~biotag.models.decoding.word_log_probs`), in input order."""
+        from biotag.models.decoding import word_log_probs
+
+        crf = self.crf.params() if self.crf is not None else None
+        return [word_log_probs(self.schema, s, crf) for s in self.predict_words(word_lists, batch_size=batch_size)]
+
     def decode(self, scores: np.ndarray, *, constrained: bool = True) -> list[tuple[TokenSpan, float]]:
         """Spans by the model's decoder (:mod:`biotag.models.decoding`); ``constrained``
         False decodes greedily whatever the decoder."""
