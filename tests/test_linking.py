@@ -244,6 +244,29 @@ def test_candidate_stages(linker, mention, concept, stage):
     assert 0 < best.score <= 1
 
 
+def test_generic_tail_nouns_of_cell_lines_and_genes_are_dropped(tiny, tmp_path):
+    cells = [
+        Concept("CVCL:0030", "HeLa", ("HELA",), ("cell_line",)),
+        Concept("CVCL:B1TH", "Abcam HeLa HELLS KO", (), ("cell_line",)),
+        Concept("CVCL:0031", "MCF-7", ("MCF7",), ("cell_line",)),
+    ]
+    build_index("cells", cells, tmp_path, priority=0)
+    linker = Linker.from_indexes(tmp_path)
+    for mention, concept in [("HeLa cells", "CVCL:0030"), ("MCF-7 cell lines", "CVCL:0031"), ("HeLa clone", "CVCL:0030")]:
+        best = linker.candidates(mention, "cell_line", 3)[0]
+        assert (best.id, best.stage) == (concept, "tail"), mention
+    genes = Linker.from_indexes(tiny)
+    for mention in ("BRCA1 gene", "BRCA1 proteins", "BRCA1 mRNA"):
+        best = genes.candidates(mention, "gene", 3)[0]
+        assert (best.id, best.stage) == ("NCBIGene:672", "tail"), mention
+    # only the types whose names lack the noun ("T cell" is a cell type's name), and never the last word
+    from biotag.linking.wordforms import generic_tail_readings
+
+    assert list(generic_tail_readings(["hela", "cell", "line"], "cell_line")) == ["hela"]
+    assert list(generic_tail_readings(["t", "cell"], "cell_type")) == []
+    assert list(generic_tail_readings(["cell", "line"], "cell_line")) == []
+
+
 def test_word_equivalents_are_learned_from_names_of_one_concept():
     names = [["Breast Neoplasms", "Breast Tumors"], ["Liver Neoplasms", "Liver Tumors"], ["Skin Neoplasms", "Skin Tumors"], ["Eye Neoplasms", "Eye Cancer"]]
     learned = {(a, b): n for a, b, n in learn_equivalents(names)}

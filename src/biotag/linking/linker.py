@@ -9,7 +9,9 @@ each of them:
    words (score :data:`VARIANT_SCORE`);
 3. when neither matched, rewritten mentions (:mod:`biotag.linking.wordforms`):
    **synonym** -- one word replaced by an equivalent learned from the ontology ("liver
-   tumors" -> liver neoplasms; :data:`SYNONYM_SCORE`), **head** -- leading modifiers
+   tumors" -> liver neoplasms; :data:`SYNONYM_SCORE`), **tail** -- a cell line's or
+   gene's generic trailing noun dropped ("HeLa cells" -> HeLa, "BRCA1 gene" -> BRCA1;
+   :data:`TAIL_SCORE`), **head** -- leading modifiers
    dropped ("hemorrhagic cystitis" -> cystitis; :data:`HEAD_SCORE`, less per word);
 4. **ngram** -- character 3-gram TF-IDF cosine, the nearest names (score = cosine).
 
@@ -54,6 +56,7 @@ from biotag.linking.sources import build_on_first_use, is_default
 
 VARIANT_SCORE = 0.95
 SYNONYM_SCORE = 0.9
+TAIL_SCORE = 0.9
 HEAD_SCORE = 0.8  # one leading word dropped; each further word costs HEAD_STEP
 HEAD_STEP = 0.1
 DEFAULT_THRESHOLD = 0.5
@@ -207,12 +210,14 @@ class Linker:
 
     def _rewritten_matches(self, index: OntologyIndex, priority: int, entity_type: str, tokens: list[str], found: dict, taxa: frozenset[int]) -> None:
         mask = index.type_mask(entity_type)
-        scores = {key: SYNONYM_SCORE for key in wordforms.substitutions(tokens, index.equivalents)}
+        readings = {key: ("tail", TAIL_SCORE) for key in wordforms.generic_tail_readings(tokens, self.unify(entity_type))}
+        for key in wordforms.substitutions(tokens, index.equivalents):
+            readings.setdefault(key, ("synonym", SYNONYM_SCORE))
         for key, dropped in wordforms.head_readings(tokens):
-            scores.setdefault(key, HEAD_SCORE - HEAD_STEP * (dropped - 1))
-        for key, row, text in index.variants(list(scores)):
-            stage = "synonym" if scores[key] == SYNONYM_SCORE else "head"
-            self._add(found, index, index.concepts_of(row, mask), stage, scores[key], priority, text, taxa)
+            readings.setdefault(key, ("head", HEAD_SCORE - HEAD_STEP * (dropped - 1)))
+        for key, row, text in index.variants(list(readings)):
+            stage, score = readings[key]
+            self._add(found, index, index.concepts_of(row, mask), stage, score, priority, text, taxa)
 
     def _ngram_matches(self, index: OntologyIndex, priority: int, entity_type: str, normalized: str, found: dict, k: int) -> None:
         mask = index.type_mask(entity_type)

@@ -13,6 +13,11 @@ instead of written by hand:
 * **head fallback** -- :func:`head_readings` drops leading modifiers ("hemorrhagic
   cystitis" -> "cystitis"), the last resort before n-gram similarity.
 
+One hand-written rule sits beside them, because NER corpora write it and ontologies do
+not: :func:`generic_tail_readings` drops the generic nouns that end cell-line and gene
+mentions ("HeLa cells", "the MCF-7 cell line", "BRCA1 gene", "p53 protein"; JNLPBA even
+annotates the noun as part of the cell line), which Cellosaurus and NCBI Gene names lack.
+
 All readings are loose keys (:func:`biotag.linking.normalize.loose_key` form), looked up
 in the ``variants`` table of an index.
 """
@@ -65,3 +70,24 @@ def head_readings(tokens: list[str]) -> Iterator[tuple[str, int]]:
     (at least one word is kept)."""
     for dropped in range(1, len(tokens)):
         yield " ".join(sorted(tokens[dropped:])), dropped
+
+
+# Trailing words that name what kind of thing the mention is, not which one (loose,
+# singular forms). Cell types keep theirs: "T cell" is the Cell Ontology's name.
+GENERIC_TAILS = {
+    "cell_line": frozenset({"cell", "line", "clone"}),
+    "gene": frozenset({"gene", "protein", "mrna", "transcript"}),
+}
+
+
+def generic_tail_readings(tokens: list[str], entity_type: str) -> Iterator[str]:
+    """The loose key of the mention without its trailing generic nouns for
+    ``entity_type`` (:data:`GENERIC_TAILS`), when it has some and a word is left."""
+    tails = GENERIC_TAILS.get(entity_type)
+    if not tails:
+        return
+    end = len(tokens)
+    while end > 0 and tokens[end - 1] in tails:
+        end -= 1
+    if 0 < end < len(tokens):
+        yield " ".join(sorted(tokens[:end]))
