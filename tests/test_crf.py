@@ -250,3 +250,31 @@ def test_word_log_probs_are_the_crf_marginals_per_chain_or_the_softmax():
     assert np.allclose(plain, x - np.log(np.exp(x).sum(-1, keepdims=True)), atol=1e-5)
     assert not np.allclose(plain, out, atol=1e-2)
     assert word_log_probs(schema, np.zeros((0, 6)), params).shape == (0, 6)
+
+
+@pytest.mark.parametrize("scheme", ["bio", "multilabel"])
+def test_crf_soft_loss_pulls_the_crf_marginals_towards_the_teachers(scheme):
+    """Its gradient with respect to the emissions is (CRF marginals - teacher's), word by
+    word and chain by chain: zero exactly when the CRF already has the teacher's marginals."""
+    from biotag.models.decoding import crf_log_marginals, word_log_probs
+
+    schema = LabelSchema(("a", "b"), scheme)
+    crf = CRF(schema)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in (crf.transitions, crf.start, crf.end):
+            p.normal_()
+    rows = torch.tensor([0, 0, 0, 0, 1, 1, 1])  # two windows of 4 and 3 words
+    scores = torch.randn(7, schema.num_outputs, dtype=torch.float64, requires_grad=True)
+    teacher = torch.log_softmax(torch.randn(7, crf.chains, crf.states, dtype=torch.float64), -1).reshape(7, -1)
+    crf = crf.double()
+    loss = crf.soft_loss(scores, teacher, rows)
+    (grad,) = torch.autograd.grad(loss * 7 * crf.chains, scores)
+    own = np.concatenate([np.exp(word_log_probs(schema, scores.detach().numpy()[w], crf.params())) for w in (slice(0, 4), slice(4, 7))])
+    q = np.exp(teacher.numpy())
+    np.testing.assert_allclose(grad.numpy(), own - q, atol=1e-5)
+    # the CRF's own marginals as the teacher: nothing left to learn on the emissions
+    mine = torch.from_numpy(np.log(np.maximum(own, 1e-30)))
+    (still,) = torch.autograd.grad(crf.soft_loss(scores, mine, rows), scores)
+    assert float(still.abs().max()) < 1e-5
+    assert crf.soft_loss(scores[:0], teacher[:0], rows[:0]).item() == 0.0

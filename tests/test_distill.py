@@ -288,6 +288,7 @@ def test_cli_distills_a_trained_teacher_into_a_pruned_student(toy_trained, tmp_p
     assert student.network.config.num_hidden_layers == 1 and student.schema == TokenClassifier.from_pretrained(teacher).schema
     card = student.card["distillation"]
     assert card["teacher"] == str(teacher) and card["weighting"]["kind"] == "dynamic"
+    assert card["losses"]["soft"].startswith("cross-entropy of the student's CRF")  # a CRF teacher makes a CRF student
     assert card["soft_text"]["sentences"] == 2  # the in_test_split record is dropped
     assert card["pruning"]["sparsity"] == pytest.approx(0.3, abs=1e-3)
     assert "distillation" in (out / "model" / "README.md").read_text()
@@ -344,6 +345,7 @@ def test_config_errors_name_the_setting(tmp_path):
         ({"encoder": "minilm-l3", "soft_text": ["a.txt"], "weighting": "fixed", "soft_weight": 0.0}, "soft_text"),
         ({"encoder": "minilm-l3", "prune_sparsity": 0.5, "prune_start": 0.8, "prune_end": 0.5}, "prune_end"),
         ({"student_layers": [1, 1]}, "student_layers"),
+        ({"encoder": "minilm-l3", "soft_loss": "mse"}, "soft_loss"),
     ]:
         with pytest.raises(InputError) as info:
             DistillConfig(teacher="t", corpora=["c"], output_dir=str(tmp_path), **changes)

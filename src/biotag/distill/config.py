@@ -11,6 +11,9 @@ from biotag.errors import InputError
 from biotag.training.config import TrainConfig
 
 
+SOFT_LOSSES = ("auto", "kl", "crf")
+
+
 @dataclass
 class DistillConfig(TrainConfig):
     """Everything a distillation run depends on.
@@ -25,7 +28,11 @@ class DistillConfig(TrainConfig):
     ``types``, when given, must be the teacher's).
 
     Loss (see :mod:`biotag.distill.schedule` for the weighting): the gold-label loss,
-    the KL between teacher and student softmaxes at ``kd_temperature``, and optionally
+    the soft-label loss (``soft_loss``: ``kl``, the KL between teacher and student
+    softmaxes at ``kd_temperature``; ``crf``, for a CRF student, the cross-entropy of its
+    CRF distribution against the teacher's word distributions,
+    :meth:`biotag.models.crf.CRF.soft_loss`, no temperature; ``auto``, the default: ``crf``
+    for a CRF student, else ``kl``), and optionally
     the MSE between hidden states (``hidden_weight``; layer pairs ``hidden_layers`` as
     ``[student, teacher]`` indices of ``hidden_states``, 0 being the embeddings; by
     default each student layer with the teacher layer it came from, or the uniform map
@@ -57,6 +64,7 @@ class DistillConfig(TrainConfig):
     teacher: str | list[str] = ""
     student_layers: list[int] | None = None
     kd_temperature: float = 2.0
+    soft_loss: str = "auto"
     weighting: str = "dynamic"
     hard_weight: float = 1.0  # fixed weighting
     soft_weight: float = 1.0  # fixed weighting
@@ -95,6 +103,8 @@ class DistillConfig(TrainConfig):
             self.student_layers = sorted(layers)
         if self.weighting not in WEIGHTINGS:
             raise InputError(f"must be one of {WEIGHTINGS}, got {self.weighting!r}", field="weighting")
+        if self.soft_loss not in SOFT_LOSSES:
+            raise InputError(f"must be one of {SOFT_LOSSES}, got {self.soft_loss!r}", field="soft_loss")
         if self.schedule not in SHAPES:
             raise InputError(f"must be one of {SHAPES}, got {self.schedule!r}", field="schedule")
         self._require_in("kd_temperature", "(0, inf)")

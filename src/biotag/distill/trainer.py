@@ -145,6 +145,9 @@ class DistillTrainer(Trainer):
         self.n_gold = len(self.items)
         self.pool = self.items + self.soft_items
         self.soft_examples = soft_examples
+        self.soft_loss = config.soft_loss if config.soft_loss != "auto" else ("crf" if self.model.crf is not None else "kl")
+        if self.soft_loss == "crf" and self.model.crf is None:
+            raise InputError("the crf soft loss needs a CRF student, and the student takes the teacher's decoder", field="soft_loss")
         self._setup_teacher_outputs()
         self._setup_transfer()
         self.pruner = None
@@ -249,7 +252,10 @@ class DistillTrainer(Trainer):
             parts["hard"] = self.model.loss(scores, *on_device(scores.device, batch.labels, batch.type_mask, batch.subwords.word_rows))
         if self.soft_labels:
             teacher = torch.from_numpy(self._cached_teacher_scores(indices)).to(scores.device)
-            parts["soft"] = soft_label_loss(scores, teacher, self.model.schema, self.config.kd_temperature)
+            if self.soft_loss == "crf":
+                parts["soft"] = self.model.crf.soft_loss(scores, teacher, *on_device(scores.device, batch.subwords.word_rows))
+            else:
+                parts["soft"] = soft_label_loss(scores, teacher, self.model.schema, self.config.kd_temperature)
         if w.hidden or w.attention:
             t_hidden, t_attention = self._teacher_states(batch.subwords, items, text_only, attention=w.attention > 0)
             if w.hidden:
@@ -355,7 +361,10 @@ class DistillTrainer(Trainer):
             "student": c.encoder or f"teacher layers {c.student_layers}",
             "losses": {
                 "hard": "gold labels (the model's loss, partial labels where a corpus does not annotate a type)",
-                "soft": f"KL at temperature {c.kd_temperature}" if self.soft_labels else None,
+                "soft": None if not self.soft_labels else (
+                    "cross-entropy of the student's CRF against the teacher's word distributions (pairs as products)"
+                    if self.soft_loss == "crf" else f"KL of the softmaxes at temperature {c.kd_temperature}"
+                ),
                 "hidden": f"MSE, layer pairs {self.pairs}" if c.hidden_weight else None,
                 "attention": f"MSE of head-averaged attention, layer pairs {self.pairs}" if c.attention_weight else None,
             },

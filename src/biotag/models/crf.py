@@ -69,11 +69,53 @@ class CRF(torch.nn.Module):
         """Mean partial-label negative log-likelihood per constrained (word, chain) unit.
         ``word_rows`` says which window each word belongs to (a window's words are
         consecutive and in order, as :meth:`SubwordEncoder.collate` lays them out)."""
-        n = scores.shape[0]
         allowed, units = self.allowed_labels(labels, type_mask)
         if not units:
             return scores.sum() * 0.0
-        emissions = scores.reshape(n, self.chains, self.states)
+        chains_first, mask = self._layout(word_rows, scores.device)
+        e = chains_first(scores.reshape(scores.shape[0], self.chains, self.states))
+        constrained = e.masked_fill(~chains_first(allowed), _NEG)
+        trans, start, end = self._scores(e.shape[0] // self.chains)
+        nll = _log_partition(e, trans, start, end, mask) - _log_partition(constrained, trans, start, end, mask)
+        return nll.sum() / units
+
+    def soft_loss(self, scores: torch.Tensor, teacher: torch.Tensor, word_rows: torch.Tensor) -> torch.Tensor:
+        """Knowledge distillation into a CRF: the cross-entropy of the CRF's distribution
+        against a teacher's per-word label distributions ``q`` (``teacher``: log-probabilities
+        or logits ``[n, num_outputs]``, one distribution per chain), per (word, chain) unit.
+        A sequence's expected score under ``q`` needs ``q``'s pairwise marginals, which the
+        teacher cache does not keep; they are taken as products of the per-word ones
+        (mean field), over BIO-allowed transitions only:
+
+            log Z - sum_i q_i . e_i - sum_i q_{i-1}' T q_i - q_0 . start - q_last . end
+
+        Its gradient with respect to the emissions is ``p_i - q_i`` (``p``: the CRF's own
+        marginals), so it moves the CRF's marginals, not its raw emission scores, towards
+        the teacher's: what a KL on the emission softmax gets wrong for a CRF student."""
+        n = scores.shape[0]
+        if n == 0:
+            return scores.sum() * 0.0
+        chains_first, mask = self._layout(word_rows, scores.device)
+        e = chains_first(scores.reshape(n, self.chains, self.states))
+        q = chains_first(torch.softmax(teacher.to(scores.dtype).reshape(n, self.chains, self.states), dim=-1))
+        q = q * mask[:, :, None]
+        windows = e.shape[0] // self.chains
+        log_z = _log_partition(e, *self._scores(windows), mask)
+        # the expected score counts allowed transitions only (forbidden ones score 0, not -inf:
+        # the product of two marginals can put mass on a pair the teacher never takes)
+        trans, start, end = self._scores(windows, forbidden=0.0)
+        last = mask.sum(1) - 1
+        expected = (
+            (q * e).sum((1, 2))
+            + torch.einsum("nla,nab,nlb->n", q[:, :-1], trans, q[:, 1:])
+            + (q[:, 0] * start).sum(1)
+            + (q[torch.arange(e.shape[0], device=e.device), last] * end).sum(1)
+        )
+        return (log_z - expected).sum() / (n * self.chains)
+
+    def _layout(self, word_rows: torch.Tensor, device: torch.device):
+        """``(chains_first, mask)``: a function taking per-word ``[n, chains, S]`` tensors to
+        padded chains ``[rows * chains, L, S]``, and the mask of real positions ``[rows * chains, L]``."""
         _, counts = torch.unique_consecutive(word_rows, return_counts=True)
         lengths = counts.tolist()
         length = max(lengths)
@@ -84,20 +126,18 @@ class CRF(torch.nn.Module):
             index[r, :m] = torch.arange(offset, offset + m)
             mask[r, :m] = True
             offset += m
-        index, mask = index.to(scores.device), mask.to(scores.device)
-        # [rows, L, chains, S] -> [rows * chains, L, S]
+        index, mask = index.to(device), mask.to(device)
+
         def chains_first(x: torch.Tensor) -> torch.Tensor:
             return x[index].permute(0, 2, 1, 3).reshape(-1, length, self.states)
 
-        e = chains_first(emissions)
-        constrained = e.masked_fill(~chains_first(allowed), _NEG)
-        mask = mask.repeat_interleave(self.chains, dim=0)
-        rows = len(lengths)
-        trans = self.transitions.masked_fill(~self.allowed[: self.states], _NEG).repeat(rows, 1, 1)
-        start = self.start.masked_fill(~self.allowed[self.states], _NEG).repeat(rows, 1)
-        end = self.end.repeat(rows, 1)
-        nll = _log_partition(e, trans, start, end, mask) - _log_partition(constrained, trans, start, end, mask)
-        return nll.sum() / units
+        return chains_first, mask.repeat_interleave(self.chains, dim=0)
+
+    def _scores(self, rows: int, forbidden: float = _NEG) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Transition, start and end scores repeated for ``rows`` windows, forbidden ones set to ``forbidden``."""
+        trans = self.transitions.masked_fill(~self.allowed[: self.states], forbidden).repeat(rows, 1, 1)
+        start = self.start.masked_fill(~self.allowed[self.states], forbidden).repeat(rows, 1)
+        return trans, start, self.end.repeat(rows, 1)
 
     def forward(self, *args, **kwargs) -> torch.Tensor:  # a module's call is its loss
         return self.loss(*args, **kwargs)
