@@ -452,3 +452,33 @@ def test_cli_distills_from_an_ensemble_of_teachers_with_different_tokenizers(toy
     twice = CliRunner().invoke(app, ["distill", "-t", str(teacher), "-t", str(teacher), "-c", str(corpus), "--student-layers", "1",
                                      "-o", str(tmp_path / "x")])
     assert twice.exit_code == 2 and "teacher" in twice.output
+
+
+def test_a_student_with_word_features_learns_through_them(toy_trained, tmp_path):
+    """The student may use dictionary and shape features the teacher never had: they are
+    computed for gold and unlabelled sentences alike, saved with the student and used when
+    it predicts."""
+    from biotag.features import DictionaryMatcher
+
+    teacher, corpus = toy_trained
+    toy = DictionaryMatcher.build([("Aspirin", "Thing"), ("Insulin", "Thing")], ("Thing",))
+    toy.save(tmp_path / "dictionary")
+    text = tmp_path / "abstracts.jsonl"
+    text.write_text(json.dumps({"pmid": "1", "title": "The Aspirin dose.", "abstract": "The Kinase of the Mouse."}) + "\n")
+    student = make_tiny_encoder(tmp_path / "student-encoder", seed=5)
+    config = DistillConfig(
+        teacher=str(teacher), corpora=[str(corpus)], output_dir=str(tmp_path / "run"), encoder=str(student),
+        soft_text=[str(text)], soft_ratio=0.5, epochs=2, lr=3e-3, batch_size=8, max_length=32, threads=1, checkpoint_every=0,
+        dictionary_features=str(tmp_path / "dictionary"), shape_features=True,
+    )
+    model = TokenClassifier.from_pretrained(distill(config))
+    meta = json.loads((tmp_path / "run" / "model" / "biotag.json").read_text())
+    assert meta["features"]["dictionary"]["types"] == ["Thing"] and meta["features"]["shape"]
+    assert TokenClassifier.from_pretrained(teacher).features is None and model.features is not None
+    words = [["the", "Aspirin", "dose"], ["the", "Kinase", "gene"]]
+    first = model.predict_words(words)
+    model.features.matcher = DictionaryMatcher.build([], ("Thing",))  # the features reach the scores
+    assert not np.allclose(first[0], model.predict_words(words)[0])
+    with pytest.raises(InputError) as info:  # transfer reads encoder states that bypass the fusion
+        config.replace(hidden_weight=1.0)
+    assert info.value.field == "hidden_weight"

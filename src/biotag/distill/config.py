@@ -123,6 +123,9 @@ class DistillConfig(TrainConfig):
         self.soft_text = [str(p) for p in self.soft_text]
         if self.soft_text and self.weighting == "fixed" and not self.soft_weight:
             raise InputError("unlabelled text teaches only through soft labels: a soft weight of 0 leaves it nothing", field="soft_text")
+        if (self.dictionary_features or self.shape_features) and (self.hidden_weight or self.attention_weight):
+            # transfer reads the encoder's own states and logits, which bypass the feature fusion
+            raise InputError("hidden-state and attention transfer are not available for a student with word features", field="hidden_weight")
         pairs = self.hidden_layers
         if pairs is not None and not all(isinstance(p, list) and len(p) == 2 and all(isinstance(i, int) and i >= 0 for i in p) for p in pairs):
             raise InputError(f"must be [student, teacher] layer pairs, got {pairs!r}", field="hidden_layers")

@@ -129,14 +129,17 @@ class DistillTrainer(Trainer):
         student = config.encoder or str(self._layer_dropped_teacher(config))
         encoder = SubwordEncoder(AutoTokenizer.from_pretrained(find_encoder(student)), max_length=config.max_length)
         soft_examples = soft_text_examples(config.soft_text, config.soft_limit, len(config.corpora), len(schema.types))
-        self.soft_items = training_items(soft_examples, encoder, schema, AlignmentStats())  # no entities to align
+        # the student may have word features of its own (the teacher's do not carry over)
+        from biotag.features import feature_extractor
+
+        features = feature_extractor(config.dictionary_features, config.shape_features)
+        self.soft_items = training_items(soft_examples, encoder, schema, AlignmentStats(), features)  # no entities to align
         self.soft_length = np.array([len(it.window) for it in self.soft_items], dtype=np.int64)
         self.soft_ratio = config.soft_ratio  # _plan runs inside Trainer.__init__, before self.config is ours
         names = {f.name for f in dataclasses.fields(TrainConfig)}
         base = {k: v for k, v in config.to_dict().items() if k in names}
         unify = config.unify_types if config.unify_types is not None else (self.teacher.card.get("config") or {}).get("unify_types", True)
-        base.update(encoder=student, scheme=schema.scheme, unify_types=unify, types=list(schema.types), dictionary_features=False,
-                    shape_features=False, decoder=self.teacher.decoder)
+        base.update(encoder=student, scheme=schema.scheme, unify_types=unify, types=list(schema.types), decoder=self.teacher.decoder)
         super().__init__(TrainConfig(**base))  # corpora, student (on the device), items, plan, optimizer
         self.teachers.to(device)
         if config.student_layers is not None:
