@@ -125,6 +125,51 @@ def test_heads_ffn_and_layers_removed_and_the_model_still_works(model_dir, tmp_p
     assert tag(engine) == tag(model)
 
 
+def test_width_cut_keeps_the_strongest_dimensions_and_heads(model_dir, tmp_path):
+    """Weight subcloning: dimensions whose layer-norm gains are tiny everywhere go, every
+    matrix loses the same columns/rows, each layer keeps its strongest heads (layer 0 loses
+    its dead head 2), and the result is a stock config that exports and runs."""
+    weak = TokenClassifier.from_pretrained(model_dir)
+    dead = torch.arange(8)  # one head's worth of hidden dimensions
+    with torch.no_grad():
+        bert = weak.network.bert
+        for norm in [bert.embeddings.LayerNorm] + [n for layer in bert.encoder.layer for n in (layer.attention.output.LayerNorm, layer.output.LayerNorm)]:
+            norm.weight[dead] = 0.01
+    source = weak.save_pretrained(tmp_path / "weak")
+    width = HIDDEN - 8
+    out = prune_structured(source, tmp_path / "narrow", width=width, ffn=0.5)
+    config = json.loads((out / "config.json").read_text())
+    size = HIDDEN // HEADS
+    assert config["hidden_size"] == width and config["num_attention_heads"] == width // size and PRUNED_HEADS not in config
+    card = json.loads((out / "biotag.json").read_text())["training"]["compression"][-1]
+    assert card["hidden_size"] == [HIDDEN, width]
+    narrow = TokenClassifier.from_pretrained(out)
+    kept = torch.arange(8, HIDDEN)
+    old_bert, new_bert = weak.network.bert, narrow.network.bert
+    assert torch.equal(new_bert.embeddings.word_embeddings.weight, old_bert.embeddings.word_embeddings.weight[:, kept])
+    old0, new0 = old_bert.encoder.layer[0].attention.self, new_bert.encoder.layer[0].attention.self
+    rows = torch.cat([torch.arange(h * size, (h + 1) * size) for h in (0, 1, 3)])  # head 2 of layer 0 is dead
+    assert torch.equal(new0.query.weight, old0.query.weight[rows][:, kept])
+    assert narrow.network.classifier.weight.shape == (SCHEMA.num_outputs, width)
+    assert new_bert.encoder.layer[0].intermediate.dense.weight.shape == (FFN // 2, width)
+    scores = narrow.predict_words(WORDS)
+    assert [x.shape for x in scores] == [(len(w), SCHEMA.num_outputs) for w in WORDS]
+    engine = OnnxTokenClassifier.from_pretrained(export_onnx(out, tmp_path / "onnx", quantize="none"), threads=1)
+    assert _max_diff(engine.predict_words(WORDS), scores) < 1e-4
+    # activation importance on text also gives a working model of that width
+    active = TokenClassifier.from_pretrained(prune_structured(model_dir, tmp_path / "active", width=16, word_lists=WORDS))
+    assert active.network.config.hidden_size == 16 and len(active.predict_words(WORDS)) == len(WORDS)
+
+
+def test_bad_width_requests(model_dir, tmp_path):
+    for kwargs in ({"width": 20}, {"width": 0}, {"width": HIDDEN + 8}, {"width": 16, "heads": 0.25}):
+        with pytest.raises(InputError) as info:
+            prune_structured(model_dir, tmp_path / "w", **kwargs)
+        assert info.value.field == "width"
+    same = prune_structured(model_dir, tmp_path / "same", width=HIDDEN)
+    assert json.loads((same / "config.json").read_text())["hidden_size"] == HIDDEN
+
+
 def test_bad_structured_requests(model_dir, tmp_path):
     with pytest.raises(InputError, match="drop_layers"):
         prune_structured(model_dir, tmp_path / "a", drop_layers=[0, 1, 2])

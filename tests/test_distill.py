@@ -482,3 +482,28 @@ def test_a_student_with_word_features_learns_through_them(toy_trained, tmp_path)
     with pytest.raises(InputError) as info:  # transfer reads encoder states that bypass the fusion
         config.replace(hidden_weight=1.0)
     assert info.value.field == "hidden_weight"
+
+
+def test_cli_distills_into_a_narrower_student_cut_from_the_teacher(toy_trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from biotag.cli import app
+
+    teacher, corpus = toy_trained
+    text = tmp_path / "abstracts.jsonl"
+    text.write_text(json.dumps({"pmid": "1", "title": "The Aspirin dose.", "abstract": "The Kinase of the Mouse is a gene."}) + "\n")
+    out = tmp_path / "narrow"
+    args = ["distill", "-t", str(teacher), "-c", str(corpus), "--student-layers", "0,1", "--student-width", "16", "--student-ffn", "0.5",
+            "--soft-text", str(text), "-o", str(out), "--epochs", "4", "--lr", "3e-3", "--batch-size", "8", "--max-length", "32", "--threads", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    wide = TokenClassifier.from_pretrained(teacher).network.config
+    student = TokenClassifier.from_pretrained(out / "model")
+    config = student.network.config
+    assert (config.hidden_size, config.intermediate_size) == (16, wide.intermediate_size // 2) and wide.hidden_size == 32
+    assert config.num_attention_heads == 16 // (wide.hidden_size // wide.num_attention_heads)
+    assert student.card["distillation"]["student"] == "teacher layers [0, 1], hidden size 16, FFN -50%"
+    assert json.loads((out / "summary.json").read_text())["best_f1"] > 0.5
+    with pytest.raises(InputError) as info:  # a narrower student is cut from the teacher, not from another encoder
+        DistillConfig(teacher=str(teacher), corpora=["c"], output_dir=str(tmp_path / "x"), encoder="minilm-l3", student_width=16)
+    assert info.value.field == "student_width"

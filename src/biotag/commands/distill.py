@@ -29,6 +29,8 @@ def register(app: typer.Typer) -> None:
         corpus: Optional[List[str]] = typer.Option(None, "--corpus", "-c", help="Gold corpus name or path; repeat for several."),
         student: Optional[str] = typer.Option(None, "--student", help="Student encoder directory or short name (minilm-l3...)."),
         student_layers: Optional[str] = typer.Option(None, help="Instead of --student: the teacher's layers to keep, e.g. 0,2,4."),
+        student_width: Optional[int] = typer.Option(None, help="With --student-layers: the student's hidden size (a multiple of the head size)."),
+        student_ffn: Optional[float] = typer.Option(None, help="With --student-layers: share of each layer's FFN neurons to remove."),
         config: Optional[Path] = typer.Option(None, help="DistillConfig JSON; command-line options override it."),
         unify_types: Optional[bool] = typer.Option(None, "--unify-types/--corpus-types", help="Map corpus labels to unified types (default: as the teacher)."),
         soft_text: Optional[List[Path]] = typer.Option(None, "--soft-text", help="Unlabelled text (.jsonl or .txt) the teacher labels; repeat."),
@@ -70,7 +72,7 @@ def register(app: typer.Typer) -> None:
             "attention_weight": attention_weight, "prune_sparsity": prune_sparsity, "epochs": epochs, "lr": lr,
             "batch_size": batch_size, "max_length": max_length, "max_steps": max_steps, "eval_every": eval_every,
             "checkpoint_every": checkpoint_every, "seed": seed, "threads": threads, "device": device,
-            "soft_text": [str(p) for p in soft_text] if soft_text else None,
+            "soft_text": [str(p) for p in soft_text] if soft_text else None, "student_width": student_width, "student_ffn": student_ffn,
         }
         options = {k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None}
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -1,4 +1,5 @@
-"""Structured pruning of BERT-family biotag models: attention heads, FFN neurons, layers.
+"""Structured pruning of BERT-family biotag models: attention heads, FFN neurons, layers,
+and the hidden width.
 
 Whole rows and columns leave the weight matrices, so the model really gets smaller and
 its matrix products shorter (unlike unstructured sparsity, see
@@ -16,7 +17,14 @@ Importance (what is removed first):
 
 Heads are ranked over all layers at once (at least one stays per layer); FFN neurons
 are removed in the same number from every layer, because Hugging Face configs hold one
-``intermediate_size``. Layers are dropped by index. A head-pruned model no longer fits a
+``intermediate_size``. Layers are dropped by index.
+
+The *width* cut (weight subcloning, Samragh et al. 2023) keeps the same subset of hidden
+dimensions everywhere — embeddings, every layer's inputs, outputs and layer norms, the
+classifier — and in each layer the ``width / head size`` most important heads, so the result
+is a stock config (``hidden_size = heads × head size``). Hidden dimensions are ranked by
+their mean absolute value in every layer's output over ``word_lists`` (activation), or by
+the summed absolute layer-norm gains (magnitude). A head-pruned model no longer fits a
 stock transformers config (the head width is ``hidden / heads``), so its config records
 the removed heads as ``biotag_pruned_heads`` and :func:`load_network` rebuilds it.
 """
@@ -70,12 +78,14 @@ def prune_structured(
     heads: float = 0.0,
     ffn: float = 0.0,
     drop_layers: Sequence[int] = (),
+    width: int | None = None,
     word_lists: Sequence[Sequence[str]] | None = None,
 ) -> Path:
     """Write a pruned copy of ``model_dir`` to ``out_dir``: ``drop_layers`` (indices) go
     first, then the share ``heads`` of all attention heads and the share ``ffn`` of each
     layer's FFN neurons with the lowest importance (activation importance on
-    ``word_lists`` when given, else weight magnitude)."""
+    ``word_lists`` when given, else weight magnitude), then the hidden size is cut to
+    ``width`` (a multiple of the head size, which stays)."""
     from biotag.models.token_classifier import TokenClassifier
 
     for name, share in (("heads", heads), ("ffn", ffn)):
@@ -85,6 +95,8 @@ def prune_structured(
     network = model.network
     layers = _layers(network)
     config = network.config
+    if width is not None:
+        _check_width(model, width, heads)
     drop = sorted(set(drop_layers))
     if any(not 0 <= i < len(layers) for i in drop) or len(drop) >= len(layers):
         raise InputError(f"drop_layers {drop} must name some, not all, of layers 0..{len(layers) - 1}", field="drop_layers")
@@ -108,17 +120,99 @@ def prune_structured(
                 _remove_heads(attention, local)
             summary["removed_heads"] = {str(i): len(v) for i, v in plan.items() if v}
         if ffn:
-            width = layers[0].intermediate.dense.out_features
-            keep_n = max(1, int(round(width * (1 - ffn))))
+            neurons = layers[0].intermediate.dense.out_features
+            keep_n = max(1, int(round(neurons * (1 - ffn))))
             for layer, scores in zip(layers, neuron_scores):
                 _keep_neurons(layer, np.sort(np.argsort(-scores, kind="stable")[:keep_n]))
             config.intermediate_size = keep_n
-            summary["intermediate_size"] = [width, keep_n]
+            summary["intermediate_size"] = [neurons, keep_n]
+    if width is not None and width != config.hidden_size:
+        summary["hidden_size"] = [config.hidden_size, width]
+        _cut_width(model, width, word_lists)
     if removed and any(removed.values()):
         setattr(config, PRUNED_HEADS, {str(i): sorted(v) for i, v in sorted(removed.items()) if v})
     summary["parameters"] = sum(p.numel() for p in network.parameters())
     card = {**model.card, "compression": [*model.card.get("compression", []), summary]}
     return model.save_pretrained(Path(out_dir), card=card)
+
+
+def _check_width(model, width: int, heads: float) -> None:
+    config = model.network.config
+    size = config.hidden_size // config.num_attention_heads
+    if isinstance(width, bool) or not isinstance(width, int) or not 0 < width <= config.hidden_size or width % size:
+        raise InputError(f"width must be a multiple of the head size {size} up to {config.hidden_size}, got {width!r}", field="width")
+    if heads or getattr(config, PRUNED_HEADS, None):
+        raise InputError("the width cut chooses each layer's heads itself: do not combine it with head pruning", field="width")
+    if model.fusion is not None:
+        raise InputError("the width cut does not support models with word features", field="width")
+
+
+def _cut_width(model, width: int, word_lists: Sequence[Sequence[str]] | None) -> None:
+    """Keep ``width`` hidden dimensions and ``width / head size`` heads per layer."""
+    network, config = model.network, model.network.config
+    layers = _layers(network)
+    size = config.hidden_size // config.num_attention_heads
+    head_scores, _ = _importance(model, word_lists)
+    keep_heads = width // size
+    for layer, scores in zip(layers, head_scores):
+        local = np.argsort(-scores, kind="stable")[keep_heads:]
+        _remove_heads(layer.attention, sorted(int(h) for h in local))
+    dims = torch.from_numpy(np.sort(np.argsort(-_dimension_importance(model, word_lists), kind="stable")[:width]))
+    embeddings = network.base_model.embeddings
+    for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
+        old = getattr(embeddings, name, None)
+        if old is not None:
+            new = torch.nn.Embedding(old.num_embeddings, width, padding_idx=old.padding_idx)
+            new.weight.data.copy_(old.weight.detach().index_select(1, dims))
+            setattr(embeddings, name, new)
+    embeddings.LayerNorm = _slice_norm(embeddings.LayerNorm, dims)
+    for layer in layers:
+        attention = layer.attention.self
+        for name in ("query", "key", "value"):
+            setattr(attention, name, _slice_linear(getattr(attention, name), dims, 1))
+        layer.attention.output.dense = _slice_linear(layer.attention.output.dense, dims, 0)
+        layer.attention.output.LayerNorm = _slice_norm(layer.attention.output.LayerNorm, dims)
+        layer.intermediate.dense = _slice_linear(layer.intermediate.dense, dims, 1)
+        layer.output.dense = _slice_linear(layer.output.dense, dims, 0)
+        layer.output.LayerNorm = _slice_norm(layer.output.LayerNorm, dims)
+    network.classifier = _slice_linear(network.classifier, dims, 1)
+    config.hidden_size, config.num_attention_heads = width, keep_heads
+
+
+def _slice_norm(norm: torch.nn.LayerNorm, index: torch.Tensor) -> torch.nn.LayerNorm:
+    out = torch.nn.LayerNorm(len(index), eps=norm.eps)
+    out.weight.data.copy_(norm.weight.detach().index_select(0, index))
+    out.bias.data.copy_(norm.bias.detach().index_select(0, index))
+    return out
+
+
+@torch.inference_mode()
+def _dimension_importance(model, word_lists: Sequence[Sequence[str]] | None) -> np.ndarray:
+    """Per hidden dimension: the summed mean absolute value in the embedding and every
+    layer output over the real tokens of ``word_lists``, else the summed absolute gains of
+    every layer norm."""
+    network = model.network
+    if not word_lists:
+        norms = [network.base_model.embeddings.LayerNorm] + [
+            norm for layer in _layers(network) for norm in (layer.attention.output.LayerNorm, layer.output.LayerNorm)
+        ]
+        return sum(norm.weight.detach().abs() for norm in norms).numpy()
+    network.eval()
+    total, count = torch.zeros(network.config.hidden_size), 0
+    for input_ids, mask in _batches(model, word_lists):
+        states = network.base_model(input_ids=input_ids, attention_mask=mask.long(), output_hidden_states=True).hidden_states
+        total += sum(state[mask].abs().sum(0) for state in states)
+        count += int(mask.sum())
+    return (total / max(count, 1)).numpy()
+
+
+def _batches(model, word_lists: Sequence[Sequence[str]], size: int = 16):
+    """``(input_ids, bool mask)`` tensors over the windows of ``word_lists``, shortest first."""
+    encoding = model.encoder.encode([list(w) for w in word_lists])
+    windows = sorted(encoding.windows, key=len)
+    for start in range(0, len(windows), size):
+        batch = model.encoder.collate(windows[start : start + size])
+        yield torch.from_numpy(batch.input_ids), torch.from_numpy(batch.attention_mask).bool()
 
 
 def _encoder(network):
@@ -233,12 +327,9 @@ def _importance(model, word_lists: Sequence[Sequence[str]] | None) -> tuple[list
         hooks.append(layer.output.dense.register_forward_pre_hook(on_ffn))
     model.eval()
     try:
-        encoding = model.encoder.encode([list(w) for w in word_lists])
-        windows = sorted(encoding.windows, key=len)
-        for start in range(0, len(windows), 16):
-            batch = model.encoder.collate(windows[start : start + 16])
-            mask_holder["mask"] = torch.from_numpy(batch.attention_mask).bool()
-            model.network(input_ids=torch.from_numpy(batch.input_ids), attention_mask=torch.from_numpy(batch.attention_mask))
+        for input_ids, mask in _batches(model, word_lists):
+            mask_holder["mask"] = mask
+            model.network(input_ids=input_ids, attention_mask=mask.long())
     finally:
         for hook in hooks:
             hook.remove()

@@ -45,6 +45,7 @@ from biotag.training.trainer import Trainer
 log = logging.getLogger(__name__)
 
 STUDENT_INIT_DIR = "student-init"  # the teacher with layers dropped, when student_layers is set
+IMPORTANCE_SENTENCES = 512  # unlabelled sentences that rank heads, neurons and dimensions of a narrower student
 SOFT_CORPUS = "soft-text"
 
 
@@ -126,9 +127,9 @@ class DistillTrainer(Trainer):
             raise InputError(f"the student predicts the teacher's types {list(schema.types)}, not {config.types}", field="types")
         if config.scheme is not None and config.scheme != schema.scheme:
             raise InputError(f"the student uses the teacher's scheme {schema.scheme!r}", field="scheme")
-        student = config.encoder or str(self._layer_dropped_teacher(config))
-        encoder = SubwordEncoder(AutoTokenizer.from_pretrained(find_encoder(student)), max_length=config.max_length)
         soft_examples = soft_text_examples(config.soft_text, config.soft_limit, len(config.corpora), len(schema.types))
+        student = config.encoder or str(self._layer_dropped_teacher(config, [e.words for e in soft_examples[:IMPORTANCE_SENTENCES]]))
+        encoder = SubwordEncoder(AutoTokenizer.from_pretrained(find_encoder(student)), max_length=config.max_length)
         # the student may have word features of its own (the teacher's do not carry over)
         from biotag.features import feature_extractor
 
@@ -161,7 +162,10 @@ class DistillTrainer(Trainer):
         self.part_batches: dict[str, int] = defaultdict(int)
 
     # -- setup ------------------------------------------------------------------------------
-    def _layer_dropped_teacher(self, config: DistillConfig) -> Path:
+    def _layer_dropped_teacher(self, config: DistillConfig, word_lists: list[list[str]]) -> Path:
+        """The primary teacher with only ``student_layers``, cut to ``student_width`` and
+        ``student_ffn``; heads, neurons and dimensions are ranked by their activations on
+        ``word_lists`` (unlabelled sentences) when there are any, else by weight magnitude."""
         from biotag.compress.structured import prune_structured
 
         n_layers = self.teacher.network.config.num_hidden_layers
@@ -169,9 +173,13 @@ class DistillTrainer(Trainer):
             raise InputError(f"the teacher has layers 0..{n_layers - 1}, not {config.student_layers}", field="student_layers")
         drop = [i for i in range(n_layers) if i not in config.student_layers]
         target = Path(config.output_dir) / STUDENT_INIT_DIR
-        if not drop:
+        narrow = config.student_width is not None or config.student_ffn
+        if not drop and not narrow:
             return Path(config.teacher_dirs[0])
-        return prune_structured(config.teacher_dirs[0], target, drop_layers=drop)
+        return prune_structured(
+            config.teacher_dirs[0], target, drop_layers=drop, width=config.student_width, ffn=config.student_ffn,
+            word_lists=word_lists if narrow else None,
+        )
 
     def _setup_teacher_outputs(self) -> None:
         c = self.config
@@ -361,7 +369,8 @@ class DistillTrainer(Trainer):
             ) + " (CRF marginals for a CRF teacher, else the softmax)",
             "teacher_encoder": self.teacher.encoder_name,
             "teacher_devel_f1": teacher_metrics.get("devel_f1"),
-            "student": c.encoder or f"teacher layers {c.student_layers}",
+            "student": c.encoder or f"teacher layers {c.student_layers}" + (
+                f", hidden size {c.student_width}" if c.student_width else "") + (f", FFN -{c.student_ffn:.0%}" if c.student_ffn else ""),
             "losses": {
                 "hard": "gold labels (the model's loss, partial labels where a corpus does not annotate a type)",
                 "soft": None if not self.soft_labels else (
