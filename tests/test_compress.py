@@ -245,3 +245,15 @@ def test_export_command_compresses(model_dir, tmp_path):
     assert len(engine.predict_words(WORDS)) == len(WORDS)
     bad = CliRunner().invoke(app, ["export", str(model_dir), "-o", str(tmp_path / "o2"), "--drop-layers", "one"])
     assert bad.exit_code != 0 and "--drop-layers" in bad.output
+
+
+def test_export_command_cuts_the_width(model_dir, tmp_path):
+    result = CliRunner().invoke(
+        app, ["export", str(model_dir), "-o", str(tmp_path / "out"), "--quantize", "int8", "--width", "16", "--save-pytorch", str(tmp_path / "pt")]
+    )
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "pt" / "config.json").read_text())
+    assert config["hidden_size"] == 16 and config["num_attention_heads"] == 16 // (HIDDEN // HEADS)
+    assert len(OnnxTokenClassifier.from_pretrained(tmp_path / "out", threads=1).predict_words(WORDS)) == len(WORDS)
+    bad = CliRunner().invoke(app, ["export", str(model_dir), "-o", str(tmp_path / "o2"), "--width", "12"])
+    assert bad.exit_code != 0 and "width" in bad.output

@@ -31,14 +31,14 @@ def calibration_sentences(path: Path, limit: int) -> list[list[str]]:
 
 
 @contextmanager
-def _compressed(model: Path, keep: Optional[Path], *, heads, ffn, layers, sparsity, vocab, vocab_text, importance) -> Iterator[Path]:
+def _compressed(model: Path, keep: Optional[Path], *, heads, ffn, layers, width, sparsity, vocab, vocab_text, importance) -> Iterator[Path]:
     """The model directory to export: ``model`` itself, or a compressed copy (in ``keep``
     or a temporary folder) after layer/head/FFN pruning, vocabulary pruning and sparsity."""
     import tempfile
 
     from biotag.errors import InputError
 
-    if not (heads or ffn or layers.strip() or sparsity or vocab):
+    if not (heads or ffn or layers.strip() or width or sparsity or vocab):
         yield model
         return
     try:
@@ -53,10 +53,10 @@ def _compressed(model: Path, keep: Optional[Path], *, heads, ffn, layers, sparsi
             step += 1
             return Path(work) / f"step{step}"
 
-        if heads or ffn or drop:
+        if heads or ffn or drop or width:
             from biotag.compress.structured import prune_structured
 
-            source = prune_structured(source, target(), heads=heads, ffn=ffn, drop_layers=drop, word_lists=importance)
+            source = prune_structured(source, target(), heads=heads, ffn=ffn, drop_layers=drop, width=width, word_lists=importance)
         if vocab:
             from biotag.compress.vocab import biomedical_texts, prune_vocabulary
             from biotag.pretrain.data import read_text_file
@@ -90,6 +90,7 @@ def register(app: typer.Typer) -> None:
         prune_heads: float = typer.Option(0.0, "--prune-heads", min=0.0, max=0.99, help="Share of attention heads to remove, least important first (BERT-style encoders)."),
         prune_ffn: float = typer.Option(0.0, "--prune-ffn", min=0.0, max=0.99, help="Share of each layer's FFN neurons to remove."),
         drop_layers: str = typer.Option("", "--drop-layers", help="Encoder layers to remove, e.g. 1,3,5."),
+        width: Optional[int] = typer.Option(None, "--width", min=1, help="Cut the hidden size to this (a multiple of the head size; the strongest dimensions and heads stay)."),
         importance_text: Optional[Path] = typer.Option(None, "--importance-text", help="Documents whose activations rank heads/neurons (default: --calibration, else weight magnitude)."),
         prune_vocab: bool = typer.Option(False, "--prune-vocab", help="Drop embedding rows of WordPiece tokens never seen in biomedical text."),
         vocab_text: Optional[List[Path]] = typer.Option(None, "--vocab-text", help="Text for --prune-vocab (.jsonl/.txt, repeatable; default: shared PubMed abstracts outside test splits + NER training text)."),
@@ -108,7 +109,7 @@ def register(app: typer.Typer) -> None:
                 from biotag.relations.onnx import export_relation_model
 
                 ner_only = {"--calibration": calibration, "--prune-heads": prune_heads, "--prune-ffn": prune_ffn, "--drop-layers": drop_layers,
-                            "--prune-vocab": prune_vocab, "--sparsity": sparsity, "--save-pytorch": save_pytorch}  # fmt: skip
+                            "--width": width, "--prune-vocab": prune_vocab, "--sparsity": sparsity, "--save-pytorch": save_pytorch}  # fmt: skip
                 given = [name for name, value in ner_only.items() if value]
                 if given:  # refused rather than silently ignored
                     raise InputError(f"{', '.join(given)} apply to NER models only; {model} is a relation model", field=given[0].lstrip("-"))
@@ -116,7 +117,7 @@ def register(app: typer.Typer) -> None:
             else:
                 words = calibration_sentences(calibration, calibration_sentences_count) if calibration else None
                 options = dict(
-                    heads=prune_heads, ffn=prune_ffn, layers=drop_layers, sparsity=sparsity, vocab=prune_vocab, vocab_text=vocab_text,
+                    heads=prune_heads, ffn=prune_ffn, layers=drop_layers, width=width, sparsity=sparsity, vocab=prune_vocab, vocab_text=vocab_text,
                     importance=calibration_sentences(importance_text, calibration_sentences_count) if importance_text else words,
                 )  # fmt: skip
                 with _compressed(model, save_pytorch, **options) as source:
