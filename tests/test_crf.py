@@ -13,7 +13,7 @@ from helpers import make_tiny_encoder, write_toy_corpus
 
 from biotag.labels import IGNORE, LabelSchema, TokenSpan
 from biotag.models.crf import CRF
-from biotag.models.decoding import CrfParams, allowed_transitions, crf_marginals, crf_viterbi, decode_scores
+from biotag.models.decoding import CrfParams, allowed_transitions, crf_marginals, crf_viterbi, decode_many, decode_scores
 
 
 def _paths(n: int, states: int, allowed: np.ndarray):
@@ -113,6 +113,27 @@ def test_viterbi_and_marginals_match_brute_force():
     assert np.allclose(crf_marginals(e, trans_m, start_m, end), expected)
 
 
+@pytest.mark.parametrize("scheme", ["bio", "multilabel"])
+def test_decoding_many_sentences_at_once_gives_each_sentences_own_result(scheme, monkeypatch):
+    """The vectorised CRF decoder pads sentences of different lengths (and several length
+    groups) together; every sentence must come out as when decoded alone."""
+    import biotag.models.decoding as decoding
+
+    schema = LabelSchema(("a", "b", "c"), scheme)
+    params = _random_crf(schema, seed=3).params()
+    rng = np.random.default_rng(5)
+    lengths = [7, 1, 0, 12, 3, 7, 30, 2, 1, 9]
+    score_list = [rng.normal(scale=3.0, size=(n, schema.num_outputs)) for n in lengths]
+    monkeypatch.setattr(decoding, "DECODE_GROUP", 4)  # three groups of similar length
+    together = decode_many(schema, score_list, "crf", params)
+    alone = [decode_scores(schema, s, "crf", params) for s in score_list]
+    assert [[sp for sp, _ in d] for d in together] == [[sp for sp, _ in d] for d in alone]
+    assert all(np.allclose([c for _, c in a], [c for _, c in b], atol=1e-12) for a, b in zip(together, alone))
+    assert sum(map(len, alone)) > 5 and together[2] == []
+    # other decoders, and greedy on request, go sentence by sentence as before
+    assert decode_many(schema, score_list, "crf", params, constrained=False) == [decode_scores(schema, s, "crf", params, constrained=False) for s in score_list]
+
+
 def test_decoders_greedy_viterbi_and_untrained_crf():
     schema = LabelSchema(("a",), "bio")
     # O, then a stray I-a, then I-a: greedy keeps the stray I as an entity start
@@ -180,15 +201,15 @@ def test_ner_tagger_uses_the_models_decoder(crf_model):
 
     model = TokenClassifier.from_pretrained(crf_model)
     calls = []
-    original = model.decode
+    original = model.decode_batch
 
-    def spy(scores, *, constrained=True):
-        calls.append(constrained)
-        return original(scores, constrained=constrained)
+    def spy(score_list, *, constrained=True):
+        calls.append((len(score_list), constrained))
+        return original(score_list, constrained=constrained)
 
-    model.decode = spy
-    (doc,) = NerTagger(model)([Document(id="d", text="the Aspirin and the Insulin .")])
-    assert calls == [True]
+    model.decode_batch = spy
+    (doc,) = NerTagger(model)([Document(id="d", text="the Aspirin and the Insulin . The Mouse gene .")])
+    assert calls == [(2, True)]  # both sentences in one call
     assert all(e.source == "ner" for e in doc.entities)
 
 

@@ -17,7 +17,7 @@ from typing import Iterable, Iterator, Protocol, Sequence
 import numpy as np
 
 from biotag.document import Document, Span
-from biotag.labels import LabelSchema
+from biotag.labels import LabelSchema, TokenSpan
 
 
 class WordPredictor(Protocol):
@@ -66,6 +66,15 @@ class NerTagger:
             self.tag_batch(batch)
             yield from batch
 
+    def _decode(self, scores: list[np.ndarray]) -> list[list[tuple[TokenSpan, float]]]:
+        """Spans per sentence by the predictor's own decoder (a CRF's transitions; all
+        sentences at once when it can), else the schema's."""
+        many = getattr(self.predictor, "decode_batch", None)
+        if many is not None:
+            return many(scores, constrained=self.constrained)
+        decode = getattr(self.predictor, "decode", None) or self.schema.decode
+        return [decode(s, constrained=self.constrained) for s in scores]
+
     def tag_batch(self, docs: Sequence[Document]) -> None:
         units: list[tuple[Document, list[tuple[int, int]]]] = []
         for doc in docs:
@@ -74,10 +83,8 @@ class NerTagger:
                     units.append((doc, words))
         word_lists = [[doc.text[a:b] for a, b in words] for doc, words in units]
         scores = self.predictor.predict_words(word_lists, batch_size=self.batch_size) if word_lists else []
-        # a predictor's own decode knows its decoder (a CRF's transitions); plain ones use the schema's
-        decode = getattr(self.predictor, "decode", None) or self.schema.decode
-        for (doc, words), sent_scores in zip(units, scores):
-            for span, conf in decode(sent_scores, constrained=self.constrained):
+        for (doc, words), decoded in zip(units, self._decode(scores)):
+            for span, conf in decoded:
                 if conf < self.min_score:
                     continue
                 start, end = words[span.start][0], words[span.end - 1][1]

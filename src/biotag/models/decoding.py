@@ -116,6 +116,96 @@ def word_log_probs(schema: LabelSchema, scores: np.ndarray, crf: CrfParams | Non
     return np.maximum(out, LOG_FLOOR).reshape(n, schema.num_outputs).astype(np.float32)
 
 
+DECODE_GROUP = 256  # sentences of similar length decoded together by decode_many
+
+
+def decode_many(
+    schema: LabelSchema, score_list: list[np.ndarray], decoder: str = "viterbi", crf: CrfParams | None = None, *, constrained: bool = True
+) -> list[list[tuple[TokenSpan, float]]]:
+    """:func:`decode_scores` of many sentences, with the same results. A CRF decodes
+    sentences of similar length together (Viterbi and forward-backward vectorised over
+    sentences and chains, loops over word positions only): one sentence at a time, NumPy
+    call overhead on ``[3, 3]`` arrays costs more than a small model's forward pass."""
+    if decoder != "crf" or not constrained:
+        return [decode_scores(schema, s, decoder, crf, constrained=constrained) for s in score_list]
+    if crf is None:
+        raise ValueError("the crf decoder needs the CRF's parameters")
+    out: list[list[tuple[TokenSpan, float]]] = [[] for _ in score_list]
+    lengths = np.array([len(s) for s in score_list], dtype=np.int64)
+    order = [i for i in np.argsort(lengths, kind="stable") if lengths[i] > 0]
+    chains, states = chain_layout(schema)
+    allowed = allowed_transitions(schema)
+    trans, start, end = (np.stack(part) for part in zip(*(_chain_scores(crf, c, allowed) for c in range(chains))))
+    for first in range(0, len(order), DECODE_GROUP):
+        group = order[first : first + DECODE_GROUP]
+        size = lengths[group]
+        emissions = np.zeros((len(group), int(size.max()), chains, states))
+        for row, i in enumerate(group):
+            emissions[row, : size[row]] = np.asarray(score_list[i], dtype=np.float64).reshape(size[row], chains, states)
+        paths = _batched_viterbi(emissions, size, trans, start, end)
+        marginals = np.exp(_batched_log_marginals(emissions, size, trans, start, end))
+        for row, i in enumerate(group):
+            out[i] = _spans_with_confidence(schema, paths[row, : size[row]], marginals[row, : size[row]])
+    return out
+
+
+def _batched_viterbi(emissions: np.ndarray, lengths: np.ndarray, trans: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Best paths ``[B, T, C]`` of emissions ``[B, T, C, S]`` (rows padded past their
+    length: scores there are carried unchanged and back-pointers point to themselves)."""
+    b, t, c, s = emissions.shape
+    score = start[None] + emissions[:, 0]
+    back = np.empty((t, b, c, s), dtype=np.int64)
+    stay = np.broadcast_to(np.arange(s), (b, c, s))
+    for i in range(1, t):
+        cand = score[..., :, None] + trans[None]  # [B, C, from, to]
+        live = (i < lengths)[:, None, None]
+        back[i] = np.where(live, cand.argmax(2), stay)
+        score = np.where(live, cand.max(2) + emissions[:, i], score)
+    path = np.empty((b, t, c), dtype=np.int64)
+    path[:, -1] = (score + end[None]).argmax(-1)
+    for i in range(t - 1, 0, -1):
+        path[:, i - 1] = np.take_along_axis(back[i], path[:, i, :, None], -1)[..., 0]
+    return path
+
+
+def _batched_log_marginals(emissions: np.ndarray, lengths: np.ndarray, trans: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """:func:`crf_log_marginals` of padded rows ``[B, T, C, S]`` at once."""
+    b, t, c, s = emissions.shape
+    alpha = np.empty(emissions.shape)
+    beta = np.empty(emissions.shape)
+    alpha[:, 0] = start[None] + emissions[:, 0]
+    for i in range(1, t):
+        live = (i < lengths)[:, None, None]
+        alpha[:, i] = np.where(live, _logsumexp(alpha[:, i - 1][..., :, None] + trans[None], 2) + emissions[:, i], alpha[:, i - 1])
+    beta[:, -1] = end[None]
+    for i in range(t - 2, -1, -1):
+        live = (i + 1 < lengths)[:, None, None]
+        step = _logsumexp(trans[None] + (emissions[:, i + 1] + beta[:, i + 1])[..., None, :], 3)
+        beta[:, i] = np.where(live, step, end[None])
+    log_z = _logsumexp(alpha[:, -1] + end[None], 2)  # [B, C]
+    return alpha + beta - log_z[:, None, :, None]
+
+
+def _spans_with_confidence(schema: LabelSchema, path: np.ndarray, marginals: np.ndarray) -> list[tuple[TokenSpan, float]]:
+    """Spans of one sentence's CRF paths ``[n, C]`` with the mean marginal ``[n, C, S]``
+    of their labels."""
+    n = path.shape[0]
+    out: list[tuple[TokenSpan, float]] = []
+    for c in range(path.shape[1]):
+        chain = path[:, c]
+        if schema.scheme == "multilabel" and not chain.any():
+            continue
+        probs = marginals[np.arange(n), c, chain]
+        if schema.scheme == "multilabel":
+            spans = _spans_from_ids(chain, schema.types[c])
+        else:
+            names = schema.output_names
+            spans = spans_from_tags([names[i] for i in chain])
+        out.extend((sp, float(probs[sp.start : sp.end].mean())) for sp in spans)
+    out.sort(key=lambda x: (x[0].start, -x[0].end, x[0].type))
+    return out
+
+
 def decode_scores(
     schema: LabelSchema, scores: np.ndarray, decoder: str = "viterbi", crf: CrfParams | None = None, *, constrained: bool = True
 ) -> list[tuple[TokenSpan, float]]:
@@ -134,18 +224,9 @@ def decode_scores(
     chains, states = chain_layout(schema)
     allowed = allowed_transitions(schema)
     emissions = scores.reshape(n, chains, states)
-    out: list[tuple[TokenSpan, float]] = []
+    paths, marginals = np.empty((n, chains), dtype=np.int64), np.empty((n, chains, states))
     for c in range(chains):
         trans, start, end = _chain_scores(crf, c, allowed)
-        path = crf_viterbi(emissions[:, c], trans, start, end)
-        if schema.scheme == "multilabel" and not path.any():
-            continue
-        probs = crf_marginals(emissions[:, c], trans, start, end)[np.arange(n), path]
-        if schema.scheme == "multilabel":
-            spans = _spans_from_ids(path, schema.types[c])
-        else:
-            names = schema.output_names
-            spans = spans_from_tags([names[i] for i in path])
-        out.extend((s, float(probs[s.start : s.end].mean())) for s in spans)
-    out.sort(key=lambda x: (x[0].start, -x[0].end, x[0].type))
-    return out
+        paths[:, c] = crf_viterbi(emissions[:, c], trans, start, end)
+        marginals[:, c] = crf_marginals(emissions[:, c], trans, start, end)
+    return _spans_with_confidence(schema, paths, marginals)

@@ -254,6 +254,12 @@ class TokenClassifier(torch.nn.Module):
 
         return decode_scores(self.schema, scores, self.decoder, self.crf.params() if self.crf is not None else None, constrained=constrained)
 
+    def decode_batch(self, score_list: list[np.ndarray], *, constrained: bool = True) -> list[list[tuple[TokenSpan, float]]]:
+        """:meth:`decode` of many sentences at once (a CRF decodes them vectorised)."""
+        from biotag.models.decoding import decode_many
+
+        return decode_many(self.schema, score_list, self.decoder, self.crf.params() if self.crf is not None else None, constrained=constrained)
+
     # -- training -------------------------------------------------------------
     def loss(
         self, scores: torch.Tensor, labels: torch.Tensor, type_mask: torch.Tensor | None = None, word_rows: torch.Tensor | None = None

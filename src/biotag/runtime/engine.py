@@ -184,6 +184,11 @@ class OnnxTokenClassifier:
 
         return decode_scores(self.schema, scores, self.decoder, self.crf, constrained=constrained)
 
+    def decode_batch(self, score_list: list[np.ndarray], *, constrained: bool = True) -> list[list[tuple[TokenSpan, float]]]:
+        from biotag.models.decoding import decode_many
+
+        return decode_many(self.schema, score_list, self.decoder, self.crf, constrained=constrained)
+
     def _run_batch(self, batch: SubwordBatch) -> np.ndarray:
         (logits,) = self.session.run([OUTPUT_NAME], feeds(batch))
         return logits[batch.word_rows, batch.word_positions]  # each owned word's first sub-word
