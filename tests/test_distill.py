@@ -507,3 +507,32 @@ def test_cli_distills_into_a_narrower_student_cut_from_the_teacher(toy_trained, 
     with pytest.raises(InputError) as info:  # a narrower student is cut from the teacher, not from another encoder
         DistillConfig(teacher=str(teacher), corpora=["c"], output_dir=str(tmp_path / "x"), encoder="minilm-l3", student_width=16)
     assert info.value.field == "student_width"
+
+
+def test_an_onnx_export_teaches_like_its_pytorch_model(toy_trained, tmp_path):
+    """An exported model (the bundled one is only that) is a teacher: the same word
+    distributions through ONNX Runtime, its own cache key, and a clear error for what needs
+    PyTorch weights."""
+    from biotag.distill.teachers import OnnxTeacher, Teachers
+    from biotag.runtime.export import export_onnx
+
+    teacher, corpus = toy_trained
+    onnx = export_onnx(teacher, tmp_path / "onnx", quantize="none")
+    words = [["the", "Aspirin", "dose", "in", "the", "Mouse"], ["Insulin"]]
+    exported, original = Teachers([onnx]), Teachers([teacher])
+    assert isinstance(exported.primary, OnnxTeacher) and exported.primary.crf is not None
+    for a, b in zip(exported.word_log_probs(words), original.word_log_probs(words)):
+        assert np.allclose(a, b, atol=1e-4)
+    assert exported.fingerprint() != original.fingerprint()
+    student = make_tiny_encoder(tmp_path / "student-encoder", seed=5)
+    config = DistillConfig(
+        teacher=str(onnx), corpora=[str(corpus)], output_dir=str(tmp_path / "run"), encoder=str(student),
+        epochs=2, lr=3e-3, batch_size=8, max_length=32, threads=1, checkpoint_every=0,
+    )
+    model = TokenClassifier.from_pretrained(distill(config))
+    assert model.schema == exported.primary.schema and model.decoder == "crf"
+    for name, value in (("student_layers", [0]), ("hidden_weight", 1.0)):
+        changes = {name: value, "encoder": None} if name == "student_layers" else {name: value}
+        with pytest.raises(InputError) as info:
+            distill(config.replace(output_dir=str(tmp_path / name), **changes))
+        assert info.value.field == name

@@ -51,7 +51,8 @@ def text_key(words: Sequence[str]) -> bytes:
 def teacher_fingerprint(model_dir: str | Path) -> str:
     """A hash of the files that decide the teacher's outputs."""
     digest = hashlib.blake2b(digest_size=8)
-    for name in FINGERPRINT_FILES:
+    onnx = sorted(p.name for p in Path(model_dir).glob("*.onnx"))  # an exported teacher's weights
+    for name in (*FINGERPRINT_FILES, *onnx):
         path = Path(model_dir) / name
         if path.is_file():
             digest.update(name.encode())

@@ -9,6 +9,10 @@ uncertain where the members disagree. Members may use different encoders and tok
 (they meet on words) and different decoders, but must predict the same types with the same
 scheme. The first member is the primary teacher: the student's decoder, the layers kept by
 ``student_layers`` and hidden-state or attention transfer come from it.
+
+A teacher may also be an ONNX export (``biotag export``; the bundled model is one): it hands
+over the same distributions, computed by ONNX Runtime, but has no PyTorch network, so it
+cannot give a student its layers or inner states.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ class Teachers:
         if not dirs:
             raise InputError("a teacher model directory is needed", field="teacher")
         self.dirs = [str(d) for d in dirs]
-        self.models = [TokenClassifier.from_pretrained(d) for d in self.dirs]
+        self.models = [load_teacher(d) for d in self.dirs]
         schema = self.models[0].schema
         for path, model in zip(self.dirs[1:], self.models[1:]):
             if model.schema != schema:
@@ -45,7 +49,7 @@ class Teachers:
                 )
 
     @property
-    def primary(self) -> TokenClassifier:
+    def primary(self) -> "TokenClassifier | OnnxTeacher":
         return self.models[0]
 
     def to(self, device: torch.device) -> "Teachers":
@@ -73,3 +77,44 @@ class Teachers:
             return outputs[0]
         # each member's groups are normalised, so their mean is too; each row is >= the floor
         return [np.log(np.mean(np.exp(np.stack(rows)), axis=0)).astype(np.float32) for rows in zip(*outputs)]
+
+
+def load_teacher(directory: str | Path) -> "TokenClassifier | OnnxTeacher":
+    """A PyTorch model directory as a :class:`TokenClassifier`; an ONNX export (no PyTorch
+    weights) as an :class:`OnnxTeacher`."""
+    from biotag.models.metadata import read_metadata
+
+    metadata, _ = read_metadata(directory)
+    if metadata.get("onnx") and not (Path(directory) / "model.safetensors").is_file():
+        return OnnxTeacher(directory)
+    return TokenClassifier.from_pretrained(directory)
+
+
+class OnnxTeacher:
+    """An exported model as a teacher: the parts of :class:`TokenClassifier` a teacher's
+    soft labels need (schema, decoder and CRF, card, encoder, ``word_distributions``);
+    ``network`` is None."""
+
+    network = None
+
+    def __init__(self, directory: str | Path) -> None:
+        from biotag.runtime.engine import OnnxTokenClassifier
+
+        self.engine = OnnxTokenClassifier.from_pretrained(directory)
+        self.schema = self.engine.schema
+        self.decoder = self.engine.decoder
+        self.crf = self.engine.crf
+        self.encoder = self.engine.encoder
+        self.encoder_name = self.engine.metadata.get("encoder", "")
+        self.card = self.engine.metadata.get("training") or {}
+
+    def to(self, device) -> "OnnxTeacher":  # ONNX Runtime runs on the CPU
+        return self
+
+    def eval(self) -> "OnnxTeacher":
+        return self
+
+    def word_distributions(self, word_lists: list[list[str]], *, batch_size: int = 32) -> list[np.ndarray]:
+        from biotag.models.decoding import word_log_probs
+
+        return [word_log_probs(self.schema, s, self.crf) for s in self.engine.predict_words(word_lists, batch_size=batch_size)]

@@ -123,6 +123,10 @@ class DistillTrainer(Trainer):
         self.teachers = Teachers(config.teacher_dirs)
         self.teacher = self.teachers.primary
         schema = self.teacher.schema
+        if self.teacher.network is None:  # an ONNX export
+            for name in ("student_layers", "hidden_weight", "attention_weight"):
+                if getattr(config, name):
+                    raise InputError(f"{name} needs the primary teacher's PyTorch network; {config.teacher_dirs[0]} is an ONNX export", field=name)
         if config.types is not None and tuple(config.types) != schema.types:
             raise InputError(f"the student predicts the teacher's types {list(schema.types)}, not {config.types}", field="types")
         if config.scheme is not None and config.scheme != schema.scheme:

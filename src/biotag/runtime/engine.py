@@ -90,6 +90,9 @@ class FastTokenizer:
             )
         return cls(tokenizer, unk_token_id=ids["unk_token"], pad_token_id=ids["pad_token"])
 
+    def get_vocab(self) -> dict[str, int]:
+        return self.backend.get_vocab()
+
     def __call__(
         self,
         word_lists: Sequence[Sequence[str]],
