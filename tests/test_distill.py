@@ -504,8 +504,15 @@ def test_cli_distills_into_a_narrower_student_cut_from_the_teacher(toy_trained, 
     assert config.num_attention_heads == 16 // (wide.hidden_size // wide.num_attention_heads)
     assert student.card["distillation"]["student"] == "teacher layers [0, 1], hidden size 16, FFN -50%"
     assert json.loads((out / "summary.json").read_text())["best_f1"] > 0.5
-    with pytest.raises(InputError) as info:  # a narrower student is cut from the teacher, not from another encoder
-        DistillConfig(teacher=str(teacher), corpora=["c"], output_dir=str(tmp_path / "x"), encoder="minilm-l3", student_width=16)
+    # any student encoder can be narrowed too (fresh head, dimensions ranked on the text)
+    encoder = make_tiny_encoder(tmp_path / "student-encoder", seed=5)
+    config = DistillConfig(teacher=str(teacher), corpora=[str(corpus)], output_dir=str(tmp_path / "enc"), encoder=str(encoder),
+                           student_width=16, soft_text=[str(text)], max_steps=3, batch_size=8, max_length=32, threads=1, checkpoint_every=0)  # fmt: skip
+    narrowed = TokenClassifier.from_pretrained(distill(config))
+    assert narrowed.network.config.hidden_size == 16 and narrowed.card["distillation"]["student"] == f"{encoder}, hidden size 16"
+    assert not (tmp_path / "enc" / "student-init").exists() and not (tmp_path / "enc" / "student-init-source").exists()
+    with pytest.raises(InputError) as info:
+        config.replace(student_width=0)
     assert info.value.field == "student_width"
 
 

@@ -63,8 +63,8 @@ class DistillConfig(TrainConfig):
     unify_types: bool | None = None  # None: as the teacher was trained (its card), else True
     teacher: str | list[str] = ""
     student_layers: list[int] | None = None
-    student_width: int | None = None  # with student_layers: cut the hidden size too (weight subcloning)
-    student_ffn: float = 0.0  # with student_layers: share of each layer's FFN neurons to remove
+    student_width: int | None = None  # cut the student's hidden size (weight subcloning)
+    student_ffn: float = 0.0  # share of each student layer's FFN neurons to remove
     kd_temperature: float = 2.0
     soft_loss: str = "auto"
     weighting: str = "dynamic"
@@ -103,8 +103,6 @@ class DistillConfig(TrainConfig):
             if not layers or not all(isinstance(i, int) and i >= 0 for i in layers) or len(set(layers)) != len(layers):
                 raise InputError(f"must be distinct layer numbers, got {layers!r}", field="student_layers")
             self.student_layers = sorted(layers)
-        elif self.student_width is not None or self.student_ffn:
-            raise InputError("a narrower student is cut from the teacher: give student_layers too", field="student_width")
         if self.student_width is not None and (isinstance(self.student_width, bool) or not isinstance(self.student_width, int) or self.student_width < 1):
             raise InputError(f"must be a positive hidden size, got {self.student_width!r}", field="student_width")
         self._require_in("student_ffn", "[0, 1)")

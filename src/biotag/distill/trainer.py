@@ -44,7 +44,7 @@ from biotag.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
-STUDENT_INIT_DIR = "student-init"  # the teacher with layers dropped, when student_layers is set
+STUDENT_INIT_DIR = "student-init"  # the student cut from the teacher (student_layers) or narrowed from its encoder
 IMPORTANCE_SENTENCES = 512  # unlabelled sentences that rank heads, neurons and dimensions of a narrower student
 SOFT_CORPUS = "soft-text"
 
@@ -132,7 +132,12 @@ class DistillTrainer(Trainer):
         if config.scheme is not None and config.scheme != schema.scheme:
             raise InputError(f"the student uses the teacher's scheme {schema.scheme!r}", field="scheme")
         soft_examples = soft_text_examples(config.soft_text, config.soft_limit, len(config.corpora), len(schema.types))
-        student = config.encoder or str(self._layer_dropped_teacher(config, [e.words for e in soft_examples[:IMPORTANCE_SENTENCES]]))
+        ranking = [e.words for e in soft_examples[:IMPORTANCE_SENTENCES]]
+        narrow = config.student_width is not None or bool(config.student_ffn)
+        if config.encoder is None:
+            student = str(self._layer_dropped_teacher(config, ranking))
+        else:
+            student = str(self._narrowed_encoder(config, ranking)) if narrow else config.encoder
         encoder = SubwordEncoder(AutoTokenizer.from_pretrained(find_encoder(student)), max_length=config.max_length)
         # the student may have word features of its own (the teacher's do not carry over)
         from biotag.features import feature_extractor
@@ -147,7 +152,7 @@ class DistillTrainer(Trainer):
         base.update(encoder=student, scheme=schema.scheme, unify_types=unify, types=list(schema.types), decoder=self.teacher.decoder)
         super().__init__(TrainConfig(**base))  # corpora, student (on the device), items, plan, optimizer
         self.teachers.to(device)
-        if config.student_layers is not None:
+        if config.student_layers is not None or narrow:
             remove_dir(Path(config.output_dir) / STUDENT_INIT_DIR)  # loaded; rebuilt the same way on resume
         self.config = config  # what checkpoints record and resumes compare
         self.n_gold = len(self.items)
@@ -166,6 +171,20 @@ class DistillTrainer(Trainer):
         self.part_batches: dict[str, int] = defaultdict(int)
 
     # -- setup ------------------------------------------------------------------------------
+    def _narrowed_encoder(self, config: DistillConfig, word_lists: list[list[str]]) -> Path:
+        """The student encoder with a fresh head, cut to ``student_width`` / ``student_ffn``."""
+        from biotag.compress.structured import prune_structured
+
+        fresh = TokenClassifier.from_encoder(config.encoder, self.teacher.schema, max_length=config.max_length, decoder=self.teacher.decoder)
+        source = fresh.save_pretrained(Path(config.output_dir) / f"{STUDENT_INIT_DIR}-source")
+        try:
+            return prune_structured(
+                source, Path(config.output_dir) / STUDENT_INIT_DIR, width=config.student_width, ffn=config.student_ffn,
+                word_lists=word_lists or None,
+            )
+        finally:
+            remove_dir(source)
+
     def _layer_dropped_teacher(self, config: DistillConfig, word_lists: list[list[str]]) -> Path:
         """The primary teacher with only ``student_layers``, cut to ``student_width`` and
         ``student_ffn``; heads, neurons and dimensions are ranked by their activations on
@@ -373,7 +392,7 @@ class DistillTrainer(Trainer):
             ) + " (CRF marginals for a CRF teacher, else the softmax)",
             "teacher_encoder": self.teacher.encoder_name,
             "teacher_devel_f1": teacher_metrics.get("devel_f1"),
-            "student": c.encoder or f"teacher layers {c.student_layers}" + (
+            "student": (c.encoder or f"teacher layers {c.student_layers}") + (
                 f", hidden size {c.student_width}" if c.student_width else "") + (f", FFN -{c.student_ffn:.0%}" if c.student_ffn else ""),
             "losses": {
                 "hard": "gold labels (the model's loss, partial labels where a corpus does not annotate a type)",
