@@ -1,6 +1,6 @@
 """The knowledge-lever ablation table of docs/results.md from runs under runs/knowledge/.
 
-Each run is ``<corpus>-l6-<lever>`` (configs/ner/knowledge/), the single-corpus recipe with
+Each run is ``<corpus>-<l6|mpnet>-<lever>`` (configs/ner/knowledge/), the single-corpus recipe with
 one lever switched on; its devel and test reports come from ``biotag evaluate ... -o
 runs/knowledge/eval-<run>-<split>.json`` (runs/knowledge/job*.sh). One markdown row per
 corpus/type and lever: devel and test strict F1, the change against the plain run of the
@@ -19,7 +19,7 @@ import json
 import statistics
 from pathlib import Path
 
-from single_corpus_table import RUNS
+from single_corpus_table import ENCODERS, RUNS
 
 LEVERS = {
     "plain": "plain (BIO head, BIO-constrained Viterbi decoding)",
@@ -75,18 +75,19 @@ def table(runs: Path) -> list[str]:
     lines = ["| corpus | model | devel F1 | test F1 | Δ devel | Δ test | s/epoch |", "|---|---|---:|---:|---:|---:|---:|"]
     for corpus, (_, rows) in RUNS.items():
         for label, type_name, _ in rows:
-            for lever, description in LEVERS.items():
-                run = f"{corpus}-l6-{lever}"
-                devel, test = f1(report(run, "devel"), None), f1(report(run, "test"), type_name)
-                if devel is None or test is None:
-                    continue
-                # a lever is compared with the plain run of the same seed
-                plain = "plain-seed14" if lever.endswith("seed14") else "plain"
-                ref_devel, ref_test = f1(report(f"{corpus}-l6-{plain}", "devel"), None), f1(report(f"{corpus}-l6-{plain}", "test"), type_name)
-                change = ["", ""] if lever == plain else [_delta(devel, ref_devel), _delta(test, ref_test)]
-                seconds = seconds_per_epoch(runs / run)
-                seconds = "—" if seconds is None else f"{seconds:.0f}"
-                lines.append(f"| {label} | MiniLM-L6 {description} | {devel:.2f} | **{test:.2f}** | {change[0]} | {change[1]} | {seconds} |")
+            for encoder, encoder_label in ENCODERS.items():
+                for lever, description in LEVERS.items():
+                    run = f"{corpus}-{encoder}-{lever}"
+                    devel, test = f1(report(run, "devel"), None), f1(report(run, "test"), type_name)
+                    if devel is None or test is None:
+                        continue
+                    # a lever is compared with the plain run of the same encoder and seed
+                    plain = f"{corpus}-{encoder}-" + ("plain-seed14" if lever.endswith("seed14") else "plain")
+                    ref_devel, ref_test = f1(report(plain, "devel"), None), f1(report(plain, "test"), type_name)
+                    change = ["", ""] if run == plain else [_delta(devel, ref_devel), _delta(test, ref_test)]
+                    seconds = seconds_per_epoch(runs / run)
+                    seconds = "—" if seconds is None else f"{seconds:.0f}"
+                    lines.append(f"| {label} | {encoder_label} {description} | {devel:.2f} | **{test:.2f}** | {change[0]} | {change[1]} | {seconds} |")
     return lines
 
 
