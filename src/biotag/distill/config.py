@@ -103,8 +103,7 @@ class DistillConfig(TrainConfig):
             if not layers or not all(isinstance(i, int) and i >= 0 for i in layers) or len(set(layers)) != len(layers):
                 raise InputError(f"must be distinct layer numbers, got {layers!r}", field="student_layers")
             self.student_layers = sorted(layers)
-        if self.student_width is not None and (isinstance(self.student_width, bool) or not isinstance(self.student_width, int) or self.student_width < 1):
-            raise InputError(f"must be a positive hidden size, got {self.student_width!r}", field="student_width")
+        self._require_int("student_width", minimum=1, optional=True)
         self._require_in("student_ffn", "[0, 1)")
         if self.weighting not in WEIGHTINGS:
             raise InputError(f"must be one of {WEIGHTINGS}, got {self.weighting!r}", field="weighting")

@@ -61,6 +61,13 @@ def _chain_scores(params: CrfParams, chain: int, allowed: np.ndarray) -> tuple[n
     return trans, start, params.end[chain]
 
 
+def _stacked_chain_scores(schema: LabelSchema, crf: CrfParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every chain's :func:`_chain_scores` stacked: ``[C, S, S]``, ``[C, S]``, ``[C, S]``."""
+    allowed = allowed_transitions(schema)
+    chains, _ = chain_layout(schema)
+    return tuple(np.stack(part) for part in zip(*(_chain_scores(crf, c, allowed) for c in range(chains))))
+
+
 def crf_viterbi(emissions: np.ndarray, trans: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     return viterbi(emissions, np.vstack([trans, start[None]]), end)
 
@@ -74,17 +81,7 @@ def crf_log_marginals(emissions: np.ndarray, trans: np.ndarray, start: np.ndarra
     """``[n, C, S]`` log marginal probability of each label at each word, for ``C``
     independent chains at once (forward-backward): emissions ``[n, C, S]``, transitions
     ``[C, S, S]`` (from, to), start and end ``[C, S]``."""
-    n = emissions.shape[0]
-    alpha = np.empty(emissions.shape)
-    beta = np.zeros(emissions.shape)
-    alpha[0] = start + emissions[0]
-    for i in range(1, n):
-        alpha[i] = _logsumexp(alpha[i - 1][:, :, None] + trans, 1) + emissions[i]
-    beta[-1] = end
-    for i in range(n - 2, -1, -1):
-        beta[i] = _logsumexp(trans + (emissions[i + 1] + beta[i + 1])[:, None, :], 2)
-    log_z = _logsumexp(alpha[-1] + end, 1)  # [C]
-    return alpha + beta - log_z[None, :, None]
+    return _batched_log_marginals(emissions[None], np.array([emissions.shape[0]]), trans, start, end)[0]
 
 
 def crf_marginals(emissions: np.ndarray, trans: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
@@ -110,8 +107,7 @@ def word_log_probs(schema: LabelSchema, scores: np.ndarray, crf: CrfParams | Non
     elif n == 0:
         out = x
     else:
-        allowed = allowed_transitions(schema)
-        trans, start, end = (np.stack(part) for part in zip(*(_chain_scores(crf, c, allowed) for c in range(chains))))
+        trans, start, end = _stacked_chain_scores(schema, crf)
         out = crf_log_marginals(x, trans, start, end)
     return np.maximum(out, LOG_FLOOR).reshape(n, schema.num_outputs).astype(np.float32)
 
@@ -134,8 +130,7 @@ def decode_many(
     lengths = np.array([len(s) for s in score_list], dtype=np.int64)
     order = [i for i in np.argsort(lengths, kind="stable") if lengths[i] > 0]
     chains, states = chain_layout(schema)
-    allowed = allowed_transitions(schema)
-    trans, start, end = (np.stack(part) for part in zip(*(_chain_scores(crf, c, allowed) for c in range(chains))))
+    trans, start, end = _stacked_chain_scores(schema, crf)
     for first in range(0, len(order), DECODE_GROUP):
         group = order[first : first + DECODE_GROUP]
         size = lengths[group]
