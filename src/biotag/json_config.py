@@ -64,15 +64,7 @@ class JsonConfig:
     @classmethod
     def from_json(cls: type[C], path: str | Path) -> C:
         """Read a config file written by :meth:`save` (or by hand)."""
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as error:
-            raise InputError(f"cannot read the config: {error.strerror or error}", path=str(path)) from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise FormatError(f"not valid JSON: {error.msg}", path=str(path), line=error.lineno) from None
-        return cls.from_dict(data, path=str(path))
+        return cls.from_dict(read_json(path), path=str(path))
 
     def replace(self: C, **changes: Any) -> C:
         """A copy with some settings changed (validated like a new config)."""
@@ -116,3 +108,15 @@ class JsonConfig:
         value = getattr(self, name)
         if not isinstance(value, str) or not _DEVICE.fullmatch(value):
             raise InputError(f"must be cpu, cuda, cuda:N or auto, got {value!r}", field=name)
+
+
+def read_json(path: str | Path) -> Any:
+    """The JSON value in a config file, with one clear error for an unreadable or invalid file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise InputError(f"cannot read the config: {error.strerror or error}", path=str(path)) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise FormatError(f"not valid JSON: {error.msg}", path=str(path), line=error.lineno) from None

@@ -79,12 +79,62 @@ def register(app: typer.Typer) -> None:
         try:
             if student_layers is not None:
                 options["student_layers"] = parse_layers(student_layers)
-            base = DistillConfig.from_json(config).to_dict() if config is not None else {}
+            base = json_object(config) if config is not None else {}
             if "encoder" in options:
                 base.pop("student_layers", None)
             if "student_layers" in options:
                 base.pop("encoder", None)
-            path = run(DistillConfig.from_dict({**base, **options}), resume=resume)
+            merged = {**base, **options}
+            if _teaches_relations(merged.get("teacher")):
+                path = _distill_relations(merged, resume, config)
+            else:
+                path = run(DistillConfig.from_dict(merged, path=str(config) if config else None), resume=resume)
         except BiotagError as error:
             _fail(error)
         typer.echo(str(path))
+
+
+# options of NER distillation that a relation teacher has no use for
+NER_ONLY = (
+    "unify_types", "soft_text", "soft_limit", "soft_ratio", "soft_top_k", "soft_cache", "hidden_weight",
+    "attention_weight", "prune_sparsity", "student_ffn", "soft_loss", "hidden_layers",
+)
+
+
+def json_object(path: Path) -> dict:
+    from biotag.json_config import read_json
+
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise InputError("a config file holds one JSON object", path=str(path), field="config")
+    return data
+
+
+def _teaches_relations(teacher) -> bool:
+    from biotag.relations.model import is_relation_model
+
+    teachers = teacher if isinstance(teacher, list) else [teacher] if teacher else []
+    return any(is_relation_model(t) for t in teachers)
+
+
+def _distill_relations(merged: dict, resume: bool, config_path: Path | None) -> Path:
+    """``biotag distill`` with a relation teacher: ``--corpus`` names the relation dataset
+    (default: the teacher's task)."""
+    from biotag.relations.distill import RelationDistillConfig, distill_relations
+    from biotag.relations.model import read_relation_metadata
+
+    if isinstance(merged.get("teacher"), list):
+        raise InputError("relation distillation takes one teacher, not an ensemble", field="teacher")
+    given = [name for name in NER_ONLY if merged.get(name) not in (None, [], 0, 0.0)]
+    if given:
+        raise InputError(f"{', '.join(given)} apply to NER distillation only; the teacher is a relation model", field=given[0])
+    corpora = merged.pop("corpora", None)
+    if corpora:
+        if len(corpora) != 1:
+            raise InputError(f"a relation student learns one dataset, got {corpora}", field="corpora")
+        merged["dataset"] = corpora[0]
+    merged.setdefault("dataset", read_relation_metadata(Path(merged["teacher"]))["task"]["name"])
+    for name in NER_ONLY:
+        merged.pop(name, None)
+    config = RelationDistillConfig.from_dict(merged, path=str(config_path) if config_path else None)
+    return distill_relations(config, resume=resume)

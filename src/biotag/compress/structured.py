@@ -104,8 +104,7 @@ def prune_structured(
     removed = {int(k): set(v) for k, v in (getattr(config, PRUNED_HEADS, None) or {}).items()}
     if drop:
         keep = [i for i in range(len(layers)) if i not in drop]
-        _encoder(network).layer = torch.nn.ModuleList([layers[i] for i in keep])
-        config.num_hidden_layers = len(keep)
+        keep_layers(network, keep)
         removed = {new: removed[old] for new, old in enumerate(keep) if old in removed}
         summary["dropped_layers"] = drop
         layers = _layers(network)
@@ -136,28 +135,53 @@ def prune_structured(
     return model.save_pretrained(Path(out_dir), card=card)
 
 
+def keep_layers(network, keep: Sequence[int]) -> None:
+    """Keep only the encoder layers ``keep`` (indices, in order) of a BERT-style network."""
+    layers = _layers(network)
+    if not keep or any(not 0 <= i < len(layers) for i in keep):
+        raise InputError(f"layers {list(keep)} must be some of layers 0..{len(layers) - 1}", field="student_layers")
+    _encoder(network).layer = torch.nn.ModuleList([layers[i] for i in keep])
+    network.config.num_hidden_layers = len(keep)
+
+
 def _check_width(model, width: int, heads: float) -> None:
     config = model.network.config
-    size = config.hidden_size // config.num_attention_heads
-    if isinstance(width, bool) or not isinstance(width, int) or not 0 < width <= config.hidden_size or width % size:
-        raise InputError(f"width must be a multiple of the head size {size} up to {config.hidden_size}, got {width!r}", field="width")
+    check_width(config, width)
     if heads or getattr(config, PRUNED_HEADS, None):
         raise InputError("the width cut chooses each layer's heads itself: do not combine it with head pruning", field="width")
     if model.fusion is not None:
         raise InputError("the width cut does not support models with word features", field="width")
 
 
+def check_width(config, width: int) -> None:
+    """``width`` must be a multiple of the head size, up to the hidden size."""
+    size = config.hidden_size // config.num_attention_heads
+    if isinstance(width, bool) or not isinstance(width, int) or not 0 < width <= config.hidden_size or width % size:
+        raise InputError(f"width must be a multiple of the head size {size} up to {config.hidden_size}, got {width!r}", field="width")
+
+
 def _cut_width(model, width: int, word_lists: Sequence[Sequence[str]] | None) -> None:
-    """Keep ``width`` hidden dimensions and ``width / head size`` heads per layer."""
-    network, config = model.network, model.network.config
+    head_scores, _ = _importance(model, word_lists)
+    cut_width(model.network, width, head_scores=head_scores, dimension_scores=_dimension_importance(model, word_lists))
+
+
+def cut_width(network, width: int, *, head_scores: list[np.ndarray] | None = None, dimension_scores: np.ndarray | None = None) -> None:
+    """Keep ``width`` hidden dimensions and ``width / head size`` heads per layer of a
+    BERT-style network with a ``classifier`` (token or sequence classification; a pooler
+    is cut too), ranked by the given scores, else by weight magnitude."""
+    config = network.config
+    check_width(config, width)
     layers = _layers(network)
     size = config.hidden_size // config.num_attention_heads
-    head_scores, _ = _importance(model, word_lists)
+    if head_scores is None:
+        head_scores = _magnitude_importance(layers)[0]
+    if dimension_scores is None:
+        dimension_scores = _norm_gains(network)
     keep_heads = width // size
     for layer, scores in zip(layers, head_scores):
         local = np.argsort(-scores, kind="stable")[keep_heads:]
         _remove_heads(layer.attention, sorted(int(h) for h in local))
-    dims = torch.from_numpy(np.sort(np.argsort(-_dimension_importance(model, word_lists), kind="stable")[:width]))
+    dims = torch.from_numpy(np.sort(np.argsort(-dimension_scores, kind="stable")[:width]))
     embeddings = network.base_model.embeddings
     for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
         old = getattr(embeddings, name, None)
@@ -175,6 +199,9 @@ def _cut_width(model, width: int, word_lists: Sequence[Sequence[str]] | None) ->
         layer.intermediate.dense = _slice_linear(layer.intermediate.dense, dims, 1)
         layer.output.dense = _slice_linear(layer.output.dense, dims, 0)
         layer.output.LayerNorm = _slice_norm(layer.output.LayerNorm, dims)
+    pooler = getattr(network.base_model, "pooler", None)
+    if pooler is not None:
+        pooler.dense = _slice_linear(_slice_linear(pooler.dense, dims, 1), dims, 0)
     network.classifier = _slice_linear(network.classifier, dims, 1)
     config.hidden_size, config.num_attention_heads = width, keep_heads
 
@@ -193,10 +220,7 @@ def _dimension_importance(model, word_lists: Sequence[Sequence[str]] | None) -> 
     every layer norm."""
     network = model.network
     if not word_lists:
-        norms = [network.base_model.embeddings.LayerNorm] + [
-            norm for layer in _layers(network) for norm in (layer.attention.output.LayerNorm, layer.output.LayerNorm)
-        ]
-        return sum(norm.weight.detach().abs() for norm in norms).numpy()
+        return _norm_gains(network)
     network.eval()
     total, count = torch.zeros(network.config.hidden_size), 0
     for input_ids, mask in _batches(model, word_lists):
@@ -204,6 +228,13 @@ def _dimension_importance(model, word_lists: Sequence[Sequence[str]] | None) -> 
         total += sum(state[mask].abs().sum(0) for state in states)
         count += int(mask.sum())
     return (total / max(count, 1)).numpy()
+
+
+def _norm_gains(network) -> np.ndarray:
+    norms = [network.base_model.embeddings.LayerNorm] + [
+        norm for layer in _layers(network) for norm in (layer.attention.output.LayerNorm, layer.output.LayerNorm)
+    ]
+    return sum(norm.weight.detach().abs() for norm in norms).numpy()
 
 
 def _batches(model, word_lists: Sequence[Sequence[str]], size: int = 16):
@@ -289,19 +320,24 @@ def _heads_to_remove(scores: list[np.ndarray], share: float) -> dict[int, list[i
 
 
 @torch.inference_mode()
+def _magnitude_importance(layers) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    heads, neurons = [], []
+    for layer in layers:
+        attention = layer.attention
+        size = attention.self.attention_head_size
+        value = attention.self.value.weight.reshape(-1, size, attention.self.value.weight.shape[1])
+        out = attention.output.dense.weight.reshape(attention.output.dense.weight.shape[0], -1, size)
+        heads.append((value.flatten(1).norm(dim=1) * out.transpose(0, 1).flatten(1).norm(dim=1)).numpy())
+        neurons.append((layer.intermediate.dense.weight.norm(dim=1) * layer.output.dense.weight.norm(dim=0)).numpy())
+    return heads, neurons
+
+
+@torch.inference_mode()
 def _importance(model, word_lists: Sequence[Sequence[str]] | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per layer: head scores ``[heads]`` and FFN neuron scores ``[intermediate]``."""
     layers = _layers(model.network)
     if not word_lists:
-        heads, neurons = [], []
-        for layer in layers:
-            attention = layer.attention
-            size = attention.self.attention_head_size
-            value = attention.self.value.weight.reshape(-1, size, attention.self.value.weight.shape[1])
-            out = attention.output.dense.weight.reshape(attention.output.dense.weight.shape[0], -1, size)
-            heads.append((value.flatten(1).norm(dim=1) * out.transpose(0, 1).flatten(1).norm(dim=1)).numpy())
-            neurons.append((layer.intermediate.dense.weight.norm(dim=1) * layer.output.dense.weight.norm(dim=0)).numpy())
-        return heads, neurons
+        return _magnitude_importance(layers)
     head_sums = [torch.zeros(layer.attention.self.num_attention_heads) for layer in layers]
     neuron_sums = [torch.zeros(layer.intermediate.dense.out_features) for layer in layers]
     mask_holder: dict[str, torch.Tensor] = {}

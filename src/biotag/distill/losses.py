@@ -31,8 +31,14 @@ def soft_label_loss(student: torch.Tensor, teacher: torch.Tensor, schema: LabelS
     log-probabilities: the same distribution) of the same shape as ``student``."""
     if student.shape[0] == 0:
         return student.sum() * 0.0
-    log_s = F.log_softmax(softmax_groups(student, schema) / temperature, dim=-1)
-    log_t = F.log_softmax(softmax_groups(teacher.to(student.dtype), schema) / temperature, dim=-1)
+    return grouped_kl(softmax_groups(student, schema), softmax_groups(teacher.to(student.dtype), schema), temperature)
+
+
+def grouped_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teacher || student) of the temperature-scaled softmaxes over the last axis of
+    ``[n, groups, classes]`` scores, averaged over rows and groups, times ``temperature²``."""
+    log_s = F.log_softmax(student / temperature, dim=-1)
+    log_t = F.log_softmax(teacher.to(student.dtype) / temperature, dim=-1)
     kl = (log_t.exp() * (log_t - log_s)).sum(-1)  # [n, groups]
     return kl.mean() * temperature**2
 

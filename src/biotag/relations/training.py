@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from biotag.errors import InputError
 from biotag.json_config import JsonConfig
-from biotag.relations.datasets import read_examples
+from biotag.relations.datasets import RelationTask, read_examples
 from biotag.relations.examples import STYLES, RelationExample
 from biotag.relations.metrics import RelationReport, score_labels
 from biotag.relations.model import RelationClassifier
@@ -136,7 +136,7 @@ class RelationTrainer(CheckpointedRun):
         unknown = sorted({e.label for e in self.train_examples if e.label not in known})
         if unknown:
             raise InputError(f"training labels {unknown} are not labels of task {task.name!r}", field="dataset")
-        self.model = RelationClassifier.from_encoder(c.encoder, task, style=c.style, max_length=c.max_length, dropout=c.dropout)
+        self.model = self._build_model(task)
         self.model.to(resolve_device(c.device))
         self.rows = self.model.encoder.ids(self.train_examples)
         self.lengths = np.array([len(r) for r in self.rows])
@@ -153,6 +153,17 @@ class RelationTrainer(CheckpointedRun):
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer, round(c.warmup_ratio * self.total_steps), self.total_steps)
         self.state = LoopState()
         self.pairs_seen, self.since = 0, time.perf_counter()
+
+    def _build_model(self, task: RelationTask) -> RelationClassifier:
+        c = self.config
+        return RelationClassifier.from_encoder(c.encoder, task, style=c.style, max_length=c.max_length, dropout=c.dropout)
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor, indices: np.ndarray) -> torch.Tensor:
+        """The batch's training loss; ``indices`` are the rows of the training examples."""
+        return F.cross_entropy(logits, labels)
+
+    def _card_extra(self) -> dict[str, Any]:
+        return {}
 
     def _label_counts(self, examples: Sequence[RelationExample]) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -233,7 +244,7 @@ class RelationTrainer(CheckpointedRun):
         batch = self.model.encoder.collate([self.rows[i] for i in indices])
         device = self.model.network.device
         ids, mask, labels = (torch.from_numpy(a).to(device) for a in (batch.input_ids, batch.attention_mask, self.labels[indices]))
-        loss = F.cross_entropy(self.model(ids, mask), labels)
+        loss = self._loss(self.model(ids, mask), labels, indices)
         loss.backward()
         if self.config.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
@@ -287,6 +298,7 @@ class RelationTrainer(CheckpointedRun):
             "metrics": {"devel_micro": report.micro.to_dict(), "step": st.step, "epoch": st.epoch},
             **run_facts(),
             "config": self.config.to_dict(),
+            **self._card_extra(),
         }
         card.update(self.config.card)
         with replacing_dir(self.out / MODEL_DIR) as tmp:

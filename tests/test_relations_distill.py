@@ -1,0 +1,118 @@
+"""Relation distillation: ``biotag distill`` with a relation teacher (tiny random models)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from helpers import make_tiny_encoder
+from test_relations import _toy_relation_corpus
+from typer.testing import CliRunner
+
+from biotag.cli import app
+from biotag.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    """A toy ChemProt-like teacher trained on "<chemical> with|and <gene> ." sentences."""
+    from biotag.relations.training import RelationTrainConfig, train_relations
+
+    root = tmp_path_factory.mktemp("rel-teacher")
+    corpus = _toy_relation_corpus(root / "toy")
+    encoder = make_tiny_encoder(root / "encoder")
+    model = train_relations(
+        RelationTrainConfig(dataset=str(corpus), output_dir=str(root / "run"), encoder=str(encoder), style="mask",
+                            epochs=4, lr=3e-3, batch_size=8, max_length=32, threads=1, checkpoint_every=0)
+    )
+    return model, corpus, encoder
+
+
+def _kl_to_teacher(student, teacher, examples) -> float:
+    t = torch.log_softmax(torch.from_numpy(teacher.predict_logits(examples)), -1)
+    s = torch.log_softmax(torch.from_numpy(student.predict_logits(examples)), -1)
+    return float((t.exp() * (t - s)).sum(-1).mean())
+
+
+def test_distill_cuts_the_teacher_and_learns_its_distribution(teacher, tmp_path):
+    from biotag.relations.datasets import read_examples
+    from biotag.relations.distill import TEACHER_LOGITS
+    from biotag.relations.model import RelationClassifier
+
+    model_dir, corpus, _ = teacher
+    out = tmp_path / "student"
+    args = ["distill", "-t", str(model_dir), "-c", str(corpus), "-o", str(out), "--student-layers", "1", "--student-width", "16",
+            "--weighting", "fixed", "--hard-weight", "0", "--soft-weight", "1", "--epochs", "3", "--lr", "3e-3",
+            "--batch-size", "8", "--max-length", "32", "--threads", "1", "--checkpoint-every", "0"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    student = RelationClassifier.from_pretrained(out / "model")
+    config = student.network.config
+    assert (config.num_hidden_layers, config.hidden_size, config.num_attention_heads) == (1, 16, 1)
+    assert student.style == "mask" and student.task.all_labels == RelationClassifier.from_pretrained(model_dir).task.all_labels
+    card = json.loads((out / "model" / "biotag.json").read_text())["training"]
+    assert card["distillation"]["teacher"] == str(model_dir) and card["distillation"]["student_width"] == 16
+
+    # the cached teacher outputs are the teacher's logits on the training pairs, in order
+    teacher_model = RelationClassifier.from_pretrained(model_dir)
+    _, train = read_examples(str(corpus), "train")
+    with np.load(out / TEACHER_LOGITS) as cached:
+        np.testing.assert_allclose(cached["logits"], teacher_model.predict_logits(train), atol=1e-4)
+
+    # with only the soft loss, training moved the student towards the teacher's distribution
+    from biotag.compress.structured import cut_width, keep_layers
+
+    start = RelationClassifier.from_pretrained(model_dir)
+    keep_layers(start.network, [1])
+    cut_width(start.network, 16)
+    assert _kl_to_teacher(student, teacher_model, train) < 0.5 * _kl_to_teacher(start, teacher_model, train)
+
+    # the narrow student exports to ONNX like any relation model and scores the same
+    from biotag.relations.onnx import load_relation_model
+
+    exported = CliRunner().invoke(app, ["export", str(out / "model"), "-o", str(tmp_path / "onnx"), "--quantize", "none"])
+    assert exported.exit_code == 0, exported.output
+    onnx_student = load_relation_model(tmp_path / "onnx", threads=1)
+    np.testing.assert_allclose(onnx_student.predict_logits(train), student.predict_logits(train), atol=1e-4)
+
+
+def test_an_encoder_student_an_onnx_teacher_and_a_reused_cache(teacher, tmp_path, monkeypatch):
+    from biotag.relations.distill import RelationDistillConfig, RelationDistillTrainer, distill_relations
+    from biotag.relations.onnx import OnnxRelationClassifier, export_relation_model
+
+    model_dir, corpus, encoder = teacher
+    onnx_dir = export_relation_model(model_dir, tmp_path / "int8", quantize="none")
+    base = dict(teacher=str(onnx_dir), dataset=str(corpus), encoder=str(encoder), epochs=1, lr=3e-3, batch_size=8,
+                max_length=32, threads=1, checkpoint_every=0, student_width=16)
+    config = RelationDistillConfig(output_dir=str(tmp_path / "s"), **base)
+    student = distill_relations(config)
+    assert json.loads((student / "config.json").read_text())["hidden_size"] == 16
+    assert json.loads((student / "biotag.json").read_text())["style"] == "mask"  # the teacher's
+
+    # a second run in the same folder does not score the training pairs again
+    def refuse(*args, **kwargs):
+        raise AssertionError("the teacher ran again")
+
+    monkeypatch.setattr(OnnxRelationClassifier, "predict_logits", refuse)
+    RelationDistillTrainer(config)
+
+
+def test_bad_relation_distillation_settings_name_their_field(teacher, tmp_path):
+    from biotag.relations.distill import RelationDistillConfig, distill_relations
+
+    model_dir, corpus, encoder = teacher
+    runner = CliRunner()
+    common = ["distill", "-t", str(model_dir), "-c", str(corpus), "-o", str(tmp_path / "x"), "--student-layers", "0"]
+    result = runner.invoke(app, [*common, "--soft-text", str(corpus / "train.jsonl")])
+    assert result.exit_code == 2 and "soft_text" in result.output and "relation" in result.output
+    result = runner.invoke(app, [*common, "-t", str(model_dir.parent / "checkpoint")])
+    assert result.exit_code == 2
+    with pytest.raises(InputError, match="marker style"):
+        distill_relations(RelationDistillConfig(teacher=str(model_dir), dataset=str(corpus), output_dir=str(tmp_path / "y"), student_layers=[0], style="typed"))
+    with pytest.raises(InputError, match="layers 0..1"):
+        distill_relations(RelationDistillConfig(teacher=str(model_dir), dataset=str(corpus), output_dir=str(tmp_path / "z"), student_layers=[5]))
+    with pytest.raises(InputError) as error:
+        RelationDistillConfig(teacher=str(model_dir), dataset=str(corpus), output_dir=str(tmp_path / "w"), encoder=str(encoder), student_layers=[0])
+    assert error.value.field == "encoder"
