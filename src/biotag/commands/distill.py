@@ -97,7 +97,7 @@ def register(app: typer.Typer) -> None:
 # options of NER distillation that a relation teacher has no use for
 NER_ONLY = (
     "unify_types", "soft_text", "soft_limit", "soft_ratio", "soft_top_k", "soft_cache", "hidden_weight",
-    "attention_weight", "prune_sparsity", "student_ffn", "soft_loss", "hidden_layers",
+    "attention_weight", "prune_sparsity", "soft_loss", "hidden_layers",
 )
 
 

@@ -119,12 +119,7 @@ def prune_structured(
                 _remove_heads(attention, local)
             summary["removed_heads"] = {str(i): len(v) for i, v in plan.items() if v}
         if ffn:
-            neurons = layers[0].intermediate.dense.out_features
-            keep_n = max(1, int(round(neurons * (1 - ffn))))
-            for layer, scores in zip(layers, neuron_scores):
-                _keep_neurons(layer, np.sort(np.argsort(-scores, kind="stable")[:keep_n]))
-            config.intermediate_size = keep_n
-            summary["intermediate_size"] = [neurons, keep_n]
+            summary["intermediate_size"] = cut_ffn(network, ffn, neuron_scores)
     if width is not None and width != config.hidden_size:
         summary["hidden_size"] = [config.hidden_size, width]
         _cut_width(model, width, word_lists)
@@ -142,6 +137,21 @@ def keep_layers(network, keep: Sequence[int]) -> None:
         raise InputError(f"layers {list(keep)} must be some of layers 0..{len(layers) - 1}", field="student_layers")
     _encoder(network).layer = torch.nn.ModuleList([layers[i] for i in keep])
     network.config.num_hidden_layers = len(keep)
+
+
+def cut_ffn(network, share: float, neuron_scores: list[np.ndarray] | None = None) -> list[int]:
+    """Remove the share ``share`` of each layer's FFN neurons of a BERT-style network, the
+    lowest-scoring first (by weight magnitude unless ``neuron_scores`` are given); returns
+    ``[old, new]`` intermediate sizes."""
+    layers = _layers(network)
+    if neuron_scores is None:
+        neuron_scores = _magnitude_importance(layers)[1]
+    neurons = layers[0].intermediate.dense.out_features
+    keep_n = max(1, int(round(neurons * (1 - share))))
+    for layer, scores in zip(layers, neuron_scores):
+        _keep_neurons(layer, np.sort(np.argsort(-scores, kind="stable")[:keep_n]))
+    network.config.intermediate_size = keep_n
+    return [neurons, keep_n]
 
 
 def _check_width(model, width: int, heads: float) -> None:

@@ -12,8 +12,9 @@ export (``biotag export``), which scores pairs several times faster.
 The student is a local encoder with a new head (``encoder``; any tokenizer, since
 relation distillation compares one distribution per pair, not per sub-word) or, with
 ``student_layers``, the teacher itself with only those layers kept (its PyTorch weights
-are then needed). ``student_width`` then cuts its hidden size by weight subcloning
-(:func:`biotag.compress.structured.cut_width`, ranked by weight magnitude). The student
+are then needed). ``student_ffn`` then removes that share of each layer's FFN neurons and
+``student_width`` cuts the hidden size by weight subcloning
+(:mod:`biotag.compress.structured`, both ranked by weight magnitude). The student
 keeps the teacher's task and, by default, its marker style.
 """
 
@@ -58,6 +59,7 @@ class RelationDistillConfig(RelationTrainConfig):
     style: str | None = None  # type: ignore[assignment]
     student_layers: list[int] | None = None
     student_width: int | None = None
+    student_ffn: float = 0.0  # share of each student layer's FFN neurons to remove
     kd_temperature: float = 2.0
     weighting: str = "dynamic"
     hard_weight: float = 1.0
@@ -81,6 +83,7 @@ class RelationDistillConfig(RelationTrainConfig):
             self.student_layers = sorted(layers)
         self._require_int("student_width", minimum=1, optional=True)
         self._require_int("teacher_batch_size", minimum=1)
+        self._require_in("student_ffn", "[0, 1)")
         if self.weighting not in WEIGHTINGS:
             raise InputError(f"must be one of {WEIGHTINGS}, got {self.weighting!r}", field="weighting")
         if self.schedule not in SHAPES:
@@ -118,7 +121,7 @@ class RelationDistillTrainer(RelationTrainer):
 
     # -- the student ------------------------------------------------------------------------
     def _build_model(self, task: RelationTask) -> RelationClassifier:
-        from biotag.compress.structured import cut_width, keep_layers
+        from biotag.compress.structured import cut_ffn, cut_width, keep_layers
 
         c = self.config
         if c.student_layers is None:
@@ -132,6 +135,8 @@ class RelationDistillTrainer(RelationTrainer):
                 raise InputError(f"the teacher has layers 0..{layers - 1}, not {c.student_layers}", field="student_layers")
             keep_layers(student.network, c.student_layers)
             student.encoder.max_length = c.max_length
+        if c.student_ffn:
+            cut_ffn(student.network, c.student_ffn)
         if c.student_width is not None:
             cut_width(student.network, c.student_width)
         student.encoder_name = c.encoder or f"{self.teacher_dir} layers {c.student_layers}"
@@ -180,6 +185,7 @@ class RelationDistillTrainer(RelationTrainer):
                 "teacher": str(self.teacher_dir),
                 "student": c.encoder or {"teacher_layers": c.student_layers},
                 "student_width": c.student_width,
+                "student_ffn": c.student_ffn,
                 "weighting": c.weighting,
                 "kd_temperature": c.kd_temperature,
                 "parameters": sum(p.numel() for p in self.model.parameters()),
