@@ -142,6 +142,18 @@ def test_int8_export_is_smaller_and_close(torch_models, fp32_exports, int8_expor
     assert meta["quantize"] == "int8" and meta["max_abs_diff_vs_pytorch"] > 0
 
 
+def test_int8_with_float_embeddings_quantizes_only_the_matrix_products(root, torch_models, int8_export):
+    out = export_onnx(torch_models["multilabel"], root / "int8-fe", quantize="int8-fp32-embeddings")
+    ops, int8_ops = _onnx_ops(out / "model.int8.onnx"), _onnx_ops(int8_export / "model.int8.onnx")
+    assert "DynamicQuantizeLinear" in ops or "DynamicQuantizeMatMul" in ops or "MatMulInteger" in ops
+    assert "QEmbedLayerNormalization" in int8_ops and "QEmbedLayerNormalization" not in ops and "EmbedLayerNormalization" in ops
+    assert int8_export.joinpath("model.int8.onnx").stat().st_size < out.joinpath("model.int8.onnx").stat().st_size
+    expected = TokenClassifier.from_pretrained(torch_models["multilabel"]).predict_words(WORD_LISTS)
+    scores = OnnxTokenClassifier.from_pretrained(out, threads=1).predict_words(WORD_LISTS)
+    assert 0 < _max_diff(scores, expected) < 0.1 * max(float(np.abs(s).max()) for s in expected if s.size)
+    assert json.loads((out / "biotag.json").read_text())["onnx"]["quantize"] == "int8-fp32-embeddings"
+
+
 def test_static_quantization_calibrates(root, torch_models):
     out = export_onnx(torch_models["bio"], root / "static", quantize="static", calibration_words=WORD_LISTS * 2)
     model_file = out / "model.static.onnx"

@@ -24,8 +24,8 @@ from biotag.errors import InputError
 
 log = logging.getLogger(__name__)
 
-EXPORTS = {"fp32": "none", "int8": "int8", "static": "static"}
-BACKEND_LABELS = {"hf": "HF pipeline", "torch": "biotag torch fp32", "none": "ORT fp32", "int8": "ORT int8", "static": "ORT static int8"}
+EXPORTS = {"fp32": "none", "int8": "int8", "int8-fp32-embeddings": "int8-fp32-embeddings", "static": "static"}
+BACKEND_LABELS = {"hf": "HF pipeline", "torch": "biotag torch fp32", "none": "ORT fp32", "int8": "ORT int8", "int8-fp32-embeddings": "ORT int8, fp32 embeddings", "static": "ORT static int8"}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 

@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
     def export(
         model: Path = typer.Argument(..., help="Trained biotag model directory (PyTorch weights)."),
         output: Path = typer.Option(..., "--output", "-o", help="New model directory for the ONNX export."),
-        quantize: str = typer.Option("int8", help="int8 (dynamic), static (calibrated int8, needs --calibration) or none (fp32)."),
+        quantize: str = typer.Option("int8", help="int8 (dynamic), int8-fp32-embeddings (dynamic, embedding tables in float), static (calibrated int8, needs --calibration) or none (fp32)."),
         optimize: bool = typer.Option(True, "--optimize/--no-optimize", help="Apply ONNX Runtime's transformer graph fusions."),
         calibration: Optional[Path] = typer.Option(None, "--calibration", help="Documents of typical text (any input format) for static quantization."),
         calibration_sentences_count: int = typer.Option(256, "--calibration-sentences", min=1, help="Sentences of --calibration to use."),

@@ -33,7 +33,7 @@ from biotag.relations.model import (
 
 log = logging.getLogger(__name__)
 
-QUANTIZE_MODES = ("none", "int8")
+QUANTIZE_MODES = ("none", "int8", "int8-fp32-embeddings")
 
 
 def _samples(task: RelationTask) -> list[RelationExample]:
@@ -112,7 +112,7 @@ def export_relation_model(model_dir: str | Path, out_dir: str | Path, *, quantiz
         if quantize == "none":
             shutil.copyfile(graph, target)
         else:
-            _quantize_dynamic(graph, target)
+            _quantize_dynamic(graph, target, float_embeddings=quantize == "int8-fp32-embeddings")
         info = export_record(target, quantize, opset, fusions is not None, fusions, _max_diff(target, sample, reference))
         _write_companions(model, model_dir, staging, info)
     log.info("exported %s to %s", model_dir, out_dir / info["file"])
