@@ -93,6 +93,13 @@ def test_export_int8_and_evaluate_both_backends(tmp_path):
     torch_run, onnx_run = json.loads(scores.read_text())
     assert (torch_run["backend"], onnx_run["backend"]) == ("torch", "onnx") and torch_run["pairs"] == onnx_run["pairs"] == 40
     assert "| micro-F1 | pairs/s |" in result.output
+    # float embedding tables: still quantized matrix products, but no quantized embedding op
+    result = runner.invoke(app, ["export", str(model_dir), "-o", str(tmp_path / "int8-fe"), "--quantize", "int8-fp32-embeddings"])
+    assert result.exit_code == 0, result.output
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "int8-fe" / "model.int8.onnx")).graph.node}
+    assert ops & {"DynamicQuantizeMatMul", "MatMulInteger", "QAttention"} and "QEmbedLayerNormalization" not in ops
     # compression options belong to NER exports: refused, not silently ignored
     refused = runner.invoke(app, ["export", str(model_dir), "-o", str(tmp_path / "pruned"), "--prune-heads", "0.5"])
     assert refused.exit_code != 0 and "--prune-heads" in refused.output and not (tmp_path / "pruned").exists()
