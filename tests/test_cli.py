@@ -115,3 +115,19 @@ def test_train_cli_keeps_the_config_encoder_and_device_unless_overridden(tmp_pat
     assert (seen[-1].encoder, seen[-1].device) == ("minilm-l3", "cpu")
     result = runner.invoke(app, args + ["--device", "gpu"])
     assert result.exit_code != 0 and "device" in result.output
+
+
+def test_train_takes_corpora_and_output_from_the_config(tmp_path, monkeypatch):
+    """`biotag train --config FILE` alone is the documented command (README, configs/)."""
+    import biotag.training
+
+    seen = []
+    monkeypatch.setattr(biotag.training, "train", lambda cfg, resume=False: seen.append(cfg) or tmp_path)
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"corpora": ["ncbi-disease", "bc5cdr"], "output_dir": str(tmp_path / "out")}))
+    assert runner.invoke(app, ["train", "--config", str(config)]).exit_code == 0
+    assert (seen[-1].corpora, seen[-1].output_dir) == (["ncbi-disease", "bc5cdr"], str(tmp_path / "out"))
+    assert runner.invoke(app, ["train", "--config", str(config), "-c", "s800", "-o", str(tmp_path / "other")]).exit_code == 0
+    assert (seen[-1].corpora, seen[-1].output_dir) == (["s800"], str(tmp_path / "other"))
+    result = runner.invoke(app, ["train", "-c", "s800"])
+    assert result.exit_code == 2 and "--output" in result.output and len(seen) == 2

@@ -11,7 +11,7 @@ from typing import List, Optional
 import typer
 
 from biotag.commands import DEVICE_HELP
-from biotag.errors import BiotagError
+from biotag.errors import BiotagError, InputError
 
 app = typer.Typer(
     add_completion=False,
@@ -113,8 +113,8 @@ def convert(
 
 @app.command()
 def train(
-    corpus: List[str] = typer.Option(..., "--corpus", "-c", help="Corpus name (see `biotag corpora`) or path; repeat for several."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output model directory."),
+    corpus: Optional[List[str]] = typer.Option(None, "--corpus", "-c", help="Corpus name (see `biotag corpora`) or path; repeat for several (default: the config's)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (the model goes to OUTPUT/model; default: the config's output_dir)."),
     encoder: Optional[str] = typer.Option(None, help="Encoder directory or short name under $BIOTAG_ENCODERS (default: the config's, else minilm-l6)."),
     config: Optional[Path] = typer.Option(None, help="TrainConfig JSON; command-line options override it."),
     scheme: Optional[str] = typer.Option(None, help="bio or multilabel."),
@@ -133,8 +133,8 @@ def train(
     from biotag.training import TrainConfig, train as run_training
 
     overrides = {
-        "corpora": list(corpus),
-        "output_dir": str(output),
+        "corpora": list(corpus) if corpus else None,
+        "output_dir": str(output) if output is not None else None,
         "encoder": encoder,
         "scheme": scheme,
         "unify_types": unify_types,
@@ -148,6 +148,10 @@ def train(
         "decoder": decoder,
     }
     try:
+        if config is None:
+            missing = [name for name, value in (("--corpus", corpus), ("--output", output)) if not value]
+            if missing:
+                raise InputError(f"{' and '.join(missing)} needed without --config", field=missing[0].lstrip("-"))
         base = TrainConfig.from_json(config) if config else TrainConfig(corpora=list(corpus), output_dir=str(output))
         cfg = base.replace(**{k: v for k, v in overrides.items() if v is not None})
         path = run_training(cfg, resume=resume)
