@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -118,6 +119,7 @@ class RelationDistillTrainer(RelationTrainer):
             )
         self.teacher_logits = torch.from_numpy(self._teacher_logits())
         self.teacher = None  # scored once; free its memory for training
+        self.since = time.perf_counter()  # training speed, not counting the teacher's scoring
 
     # -- the student ------------------------------------------------------------------------
     def _build_model(self, task: RelationTask) -> RelationClassifier:
