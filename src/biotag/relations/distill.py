@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +38,7 @@ from biotag.distill.soft_labels import teacher_fingerprint
 from biotag.errors import InputError
 from biotag.relations.datasets import RelationTask
 from biotag.relations.model import RelationClassifier, read_relation_metadata
-from biotag.relations.training import RelationTrainConfig, RelationTrainer
-from biotag.training.run import run_training
+from biotag.relations.training import RelationTrainConfig, RelationTrainer, train_relations
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +95,7 @@ class RelationDistillConfig(RelationTrainConfig):
 
 def distill_relations(config: RelationDistillConfig, resume: bool = False) -> Path:
     """Run the distillation ``config`` describes; returns the best student's directory."""
-    return run_training(config, resume, RelationDistillTrainer, threads=config.threads or min(2, os.cpu_count() or 1))
+    return train_relations(config, resume, RelationDistillTrainer)
 
 
 class RelationDistillTrainer(RelationTrainer):

@@ -100,9 +100,10 @@ class RelationTrainConfig(JsonConfig):
         self._require_device()
 
 
-def train_relations(config: RelationTrainConfig, resume: bool = False) -> Path:
-    """Train as ``config`` says; returns the best model's directory (see the module doc)."""
-    return run_training(config, resume, RelationTrainer, threads=config.threads or min(2, os.cpu_count() or 1))
+def train_relations(config: RelationTrainConfig, resume: bool = False, trainer: type | None = None) -> Path:
+    """Train as ``config`` says (with ``trainer``, default :class:`RelationTrainer`); returns
+    the best model's directory (see the module doc)."""
+    return run_training(config, resume, trainer or RelationTrainer, threads=config.threads or min(2, os.cpu_count() or 1))
 
 
 def _subset(examples: list[RelationExample], limit: int | None, seed: int) -> list[RelationExample]:
