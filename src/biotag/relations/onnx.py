@@ -143,7 +143,7 @@ class OnnxRelationClassifier:
         directory = Path(directory)
         meta = read_relation_metadata(directory)
         model_file = _model_file(directory, meta, None)
-        session = _session(model_file, threads)
+        session = _session(model_file, threads, meta.get("onnx"))
         path = directory / TOKENIZER_FILE
         if not path.is_file():
             raise InputError("no tokenizer.json: the ONNX engine needs a fast tokenizer file", path=str(path), field="tokenizer")

@@ -29,6 +29,7 @@ from biotag.errors import InputError
 from biotag.labels import LabelSchema, TokenSpan
 from biotag.models.metadata import read_metadata
 from biotag.models.predict import predict_windows
+from biotag.runtime.layernorm import DISABLED_OPTIMIZERS, has_fused_layer_norms, split_skip_layer_norms
 from biotag.text.subwords import SubwordBatch, SubwordEncoder
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -162,7 +163,7 @@ class OnnxTokenClassifier:
         directory = Path(directory)
         metadata, schema = read_metadata(directory)
         model_file = _model_file(directory, metadata, file)
-        session = _session(model_file, threads)
+        session = _session(model_file, threads, metadata.get("onnx"))
         features = None
         if metadata.get("features"):
             from biotag.features import FeatureExtractor
@@ -231,9 +232,23 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     return options
 
 
-def _session(model_file: Path, threads: int | None) -> ort.InferenceSession:
+def _session(model_file: Path, threads: int | None, onnx_record: dict[str, Any] | None = None) -> ort.InferenceSession:
+    """A CPU session; a graph whose export record lists fused skip layer norms is split back
+    into Add + LayerNormalization first (:mod:`biotag.runtime.layernorm`)."""
+    source: str | bytes = str(model_file)
+    if has_fused_layer_norms(onnx_record):
+        import onnx
+
+        try:
+            graph = onnx.load(source)
+        except Exception as error:  # noqa: BLE001 - protobuf's DecodeError, OSError...
+            raise InputError(f"unreadable ONNX file: {error}", path=str(model_file), field="onnx") from None
+        if split_skip_layer_norms(graph):
+            source = graph.SerializeToString()
     try:
-        return ort.InferenceSession(str(model_file), session_options(threads), providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(
+            source, session_options(threads), providers=["CPUExecutionProvider"], disabled_optimizers=DISABLED_OPTIMIZERS
+        )
     except _ORT_LOAD_ERRORS as error:
         raise InputError(f"ONNX Runtime cannot load the model: {error}", path=str(model_file), field="onnx") from None
 

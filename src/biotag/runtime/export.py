@@ -16,7 +16,8 @@ than the one traced; a quantized graph's largest difference is recorded in ``bio
    and not the SDPA subgraph (none).
 2. *optimise* with ``onnxruntime.transformers.optimizer`` (``model_type="bert"``, no
    hardware-specific ORT passes, so the file stays portable): embedding/attention/GELU/
-   skip-layer-norm fusion for BERT-like encoders; for MPNet (relative attention bias) only
+   layer-norm fusion for BERT-like encoders, but not skip-layer-norm fusion, whose CPU
+   kernel is slower than the two operators it fuses (:mod:`biotag.runtime.layernorm`); for MPNet (relative attention bias) only
    the GELU and layer-norm fusions apply. A fused graph that does not reproduce the
    exported one is dropped, with a warning.
 3. *quantise*: ``none`` keeps float32 (``model.onnx``); ``int8`` (``model.int8.onnx``)
@@ -296,7 +297,11 @@ def _optimize(
 ) -> tuple[Path, dict[str, int] | None]:
     """Transformer fusions; the unfused graph (and ``None``) when they fail or change results."""
     from onnxruntime.transformers import optimizer
+    from onnxruntime.transformers.fusion_options import FusionOptions
 
+    options = FusionOptions("bert")
+    # residual Add + LayerNormalization stay two operators: ORT's fused CPU kernel is slower
+    options.enable_skip_layer_norm = options.enable_bias_skip_layer_norm = False  # (runtime/layernorm.py)
     try:
         with _quiet_onnxruntime_tools():
             optimized = optimizer.optimize_model(
@@ -304,6 +309,7 @@ def _optimize(
                 model_type="bert",
                 num_heads=config.num_attention_heads,
                 hidden_size=config.hidden_size,
+                optimization_options=options,
                 opt_level=0,  # fusions only: ORT's own passes run when the model loads, for its CPU
             )
             optimized.save_model_to_file(str(path))
