@@ -243,13 +243,25 @@ def test_fast_tokenizer_windows_equal_transformers(root, torch_models):
         reference_tokenizer.save_pretrained(resaved)  # what export_onnx writes
         reference = SubwordEncoder(reference_tokenizer, max_length=24).encode(words)
         for source in (directory, resaved):
-            encoding = SubwordEncoder(FastTokenizer.from_directory(source), max_length=24).encode(words)
-            assert encoding.unknown_words == reference.unknown_words > 0
-            assert len(encoding.windows) == len(reference.windows)
-            for got, want in zip(encoding.windows, reference.windows):
-                assert got.sequence == want.sequence
-                for field in ("input_ids", "words", "positions"):
-                    assert np.array_equal(getattr(got, field), getattr(want, field)), (directory, field)
+            tokenizer = FastTokenizer.from_directory(source)
+            assert tokenizer.word_pieces is not None  # WordPiece: sub-words cached per word
+            tiny_cache = FastTokenizer.from_directory(source)
+            tiny_cache.CACHE_WORDS = 5  # starts over on every call
+            uncached = FastTokenizer.from_directory(source)
+            uncached.word_pieces = None  # whole word lists through encode_batch
+            encoder = SubwordEncoder(tokenizer, max_length=24)
+            for encoding in (
+                encoder.encode(words[:3]) and encoder.encode(words),  # the second call reads cached words
+                SubwordEncoder(tiny_cache, max_length=24).encode(words),
+                SubwordEncoder(uncached, max_length=24).encode(words),
+            ):
+                assert encoding.unknown_words == reference.unknown_words > 0
+                assert len(encoding.windows) == len(reference.windows)
+                for got, want in zip(encoding.windows, reference.windows):
+                    assert got.sequence == want.sequence
+                    for field in ("input_ids", "words", "positions"):
+                        assert np.array_equal(getattr(got, field), getattr(want, field)), (directory, field)
+            assert len(tokenizer._cache) == len({w for ws in words for w in ws})
 
 
 # -- bad input ---------------------------------------------------------------------------

@@ -98,7 +98,13 @@ class SubwordEncoder:
         windows: list[Window] = []
         unknown = 0
         non_empty = [i for i, words in enumerate(word_lists) if len(words)]
-        if non_empty:
+        word_pieces = getattr(self.tokenizer, "word_pieces", None)  # FastTokenizer's per-word cache
+        if non_empty and word_pieces is not None:
+            for seq, pieces in zip(non_empty, word_pieces([word_lists[i] for i in non_empty])):
+                pieces, n_unknown = self._checked_pieces(pieces)
+                unknown += n_unknown
+                windows.extend(self._windows(seq, pieces))
+        elif non_empty:
             encoded = self.tokenizer(
                 [list(word_lists[i]) for i in non_empty],
                 is_split_into_words=True,
@@ -119,14 +125,18 @@ class SubwordEncoder:
         for token, word in zip(ids, word_ids):
             if word is not None:
                 pieces[word].append(token)
-        unknown = 0
-        for i, p in enumerate(pieces):
+        return self._checked_pieces(pieces)
+
+    def _checked_pieces(self, pieces: list[list[int]]) -> tuple[list[list[int]], int]:
+        """A new list: ``[UNK]`` for words without sub-words, over-long words cut to a window."""
+        out, unknown = [], 0
+        for p in pieces:
             if not p:
-                pieces[i] = [self.unk_id]
+                out.append([self.unk_id])
                 unknown += 1
-            elif len(p) > self.budget:
-                pieces[i] = p[: self.budget]
-        return pieces, unknown
+            else:
+                out.append(p if len(p) <= self.budget else p[: self.budget])
+        return out, unknown
 
     def _windows(self, seq: int, pieces: list[list[int]]) -> list[Window]:
         n = len(pieces)
