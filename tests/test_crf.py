@@ -299,3 +299,25 @@ def test_crf_soft_loss_pulls_the_crf_marginals_towards_the_teachers(scheme):
     (still,) = torch.autograd.grad(crf.soft_loss(scores, mine, rows), scores)
     assert float(still.abs().max()) < 1e-5
     assert crf.soft_loss(scores[:0], teacher[:0], rows[:0]).item() == 0.0
+
+
+def test_scaled_marginals_equal_the_log_space_ones():
+    """decode_many's confidences come from forward-backward in probability space with
+    rescaling; they must equal the log-space marginals, padding, forbidden transitions
+    and an emission gap too large for exp (the log-space fallback) included."""
+    import biotag.models.decoding as decoding
+
+    rng = np.random.default_rng(11)
+    for chains, states in ((1, 5), (3, 3)):
+        emissions = rng.normal(scale=4.0, size=(17, 23, chains, states))
+        lengths = rng.integers(1, 24, size=17)
+        trans = np.where(rng.random((chains, states, states)) < 0.2, -1e9, rng.normal(size=(chains, states, states)))
+        start = np.where(rng.random((chains, states)) < 0.3, -1e9, rng.normal(size=(chains, states)))
+        start[:, 0] = 0.0
+        end = rng.normal(size=(chains, states))
+        real = np.arange(23)[None, :] < lengths[:, None]
+        for case in (emissions, np.where(np.arange(states) == 1, 2000.0, emissions)):
+            expected = np.exp(decoding._batched_log_marginals(case, lengths, trans, start, end))
+            got = decoding._batched_marginals(case, lengths, trans, start, end)
+            assert np.allclose(got[real], expected[real], atol=1e-10)
+            assert np.allclose(got[real].sum(-1), 1.0)
