@@ -142,6 +142,16 @@ class SubwordEncoder:
         n = len(pieces)
         offsets = np.zeros(n + 1, dtype=np.int64)  # sub-word offset of each word; [n] = total
         np.cumsum([len(p) for p in pieces], out=offsets[1:])
+        if offsets[-1] <= self.budget:  # the usual case: one window owning every word
+            ids = [t for p in pieces for t in p]
+            return [
+                Window(
+                    sequence=seq,
+                    input_ids=np.asarray(self.prefix + ids + self.suffix, dtype=np.int64),
+                    words=np.arange(n, dtype=np.int64),
+                    positions=offsets[:-1] + len(self.prefix),
+                )
+            ]
         ranges = self._word_ranges(offsets)
         owner = _owners(offsets, ranges)
         windows = []
