@@ -95,12 +95,12 @@ def test_exports_keep_add_and_layer_norm_apart(exports):
     assert FUSED_OP not in json.loads((exports["fp32"] / "biotag.json").read_text())["onnx"]["fusions"]
 
 
-def test_engine_splits_a_graph_exported_with_the_fusion(exports, monkeypatch):
-    """An export made before (its record lists SkipLayerNormalization) loads split and
-    predicts what the split export predicts."""
+def _fused_copy(exports, name: str) -> tuple[Path, int]:
+    """A copy of the fp32 export as exports were made before: skip layer norms fused and
+    listed in biotag.json."""
     from onnxruntime.transformers import optimizer
 
-    old = exports["root"] / "old"
+    old = exports["root"] / name
     shutil.copytree(exports["fp32"], old)
     fused = optimizer.optimize_model(str(old / "model.onnx"), model_type="bert", num_heads=2, hidden_size=32, opt_level=0)
     count = fused.get_fused_operator_statistics()[FUSED_OP]
@@ -109,10 +109,33 @@ def test_engine_splits_a_graph_exported_with_the_fusion(exports, monkeypatch):
     meta = json.loads((old / "biotag.json").read_text())
     meta["onnx"]["fusions"][FUSED_OP] = count
     (old / "biotag.json").write_text(json.dumps(meta))
+    return old, count
+
+
+def test_engine_splits_a_graph_exported_with_the_fusion(exports, monkeypatch):
+    """An export made before (its record lists SkipLayerNormalization) loads split and
+    predicts what the split export predicts."""
+    old, count = _fused_copy(exports, "old")
     expected = OnnxTokenClassifier.from_pretrained(exports["fp32"], threads=1).predict_words(WORDS)
     splits = []
     monkeypatch.setattr(engine, "split_skip_layer_norms", lambda graph: splits.append(split_skip_layer_norms(graph)) or splits[-1])
     got = OnnxTokenClassifier.from_pretrained(old, threads=1).predict_words(WORDS)
     assert splits == [count]
     for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_split_export_rewrites_an_old_directory_once(exports):
+    """split_export turns an old export into one that loads without the run-time split and
+    predicts the same."""
+    from biotag.runtime.layernorm import split_export
+
+    old, count = _fused_copy(exports, "old-rewritten")
+    assert split_export(old) == count
+    assert FUSED_OP not in {n.op_type for n in onnx.load(str(old / "model.onnx")).graph.node}
+    record = json.loads((old / "biotag.json").read_text())["onnx"]
+    assert FUSED_OP not in record["fusions"] and record["skip_layer_norms_split"] == count
+    assert split_export(old) == 0  # nothing left to do
+    expected = OnnxTokenClassifier.from_pretrained(exports["fp32"], threads=1).predict_words(WORDS)
+    for a, b in zip(OnnxTokenClassifier.from_pretrained(old, threads=1).predict_words(WORDS), expected):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
