@@ -6,8 +6,9 @@ loads at ``ORT_ENABLE_ALL``. On this project's CPU the fused CPU kernel (onnxrun
 is about five times slower than the two operators it replaces: 0.71 against 0.14 ms for
 1,100 tokens x 256 at 2 threads, and 28 % of a 3-layer student's ONNX time
 (docs/benchmarks.md, "Layer-norm fusion"). So exports no longer fuse it, sessions
-disable ORT's fusion, and graphs exported before carry their fused nodes split back
-into the two operators when they load (:func:`split_skip_layer_norms`).
+disable ORT's fusion, and graphs exported before have their fused nodes split back
+into the two operators when they load (:func:`split_skip_layer_norms`), or once on disk
+(:func:`split_export`, done for the bundled model).
 """
 
 from __future__ import annotations
