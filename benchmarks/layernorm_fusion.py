@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -78,10 +79,10 @@ def end_to_end(model_dir: Path, threads: int, docs: int, repeat: int) -> dict:
     from biotag.commands.bench import DEFAULT_DATA
     from biotag.document import Document
     from biotag.paths import data_root
+    from biotag.pretrain.data import read_text_file
     from biotag.runtime.engine import session_options
 
-    texts = [json.loads(line) for line in (data_root() / DEFAULT_DATA).read_text(encoding="utf-8").splitlines()[:docs]]
-    texts = [f"{r['title']} {r['abstract']}" for r in texts]
+    texts = [doc.text for doc in islice(read_text_file(data_root() / DEFAULT_DATA), docs)]  # as `biotag bench` reads them
     annotator = biotag.load(model_dir, steps="sentences,ner", threads=threads, backend="onnx")
     predictor = annotator.tagger.predictor
     split_session = predictor.session

@@ -17,8 +17,8 @@ than the one traced; a quantized graph's largest difference is recorded in ``bio
 2. *optimise* with ``onnxruntime.transformers.optimizer`` (``model_type="bert"``, no
    hardware-specific ORT passes, so the file stays portable): embedding/attention/GELU/
    layer-norm fusion for BERT-like encoders, but not skip-layer-norm fusion, whose CPU
-   kernel is slower than the two operators it fuses (:mod:`biotag.runtime.layernorm`); for MPNet (relative attention bias) only
-   the GELU and layer-norm fusions apply. A fused graph that does not reproduce the
+   kernel is slower than the two operators it fuses (:mod:`biotag.runtime.layernorm`); for
+   MPNet (relative attention bias) only the GELU and layer-norm fusions apply. A fused graph that does not reproduce the
    exported one is dropped, with a warning.
 3. *quantise*: ``none`` keeps float32 (``model.onnx``); ``int8`` (``model.int8.onnx``)
    is dynamic quantisation (int8 weights, per output channel, 7-bit range so that

@@ -98,34 +98,34 @@ class SubwordEncoder:
         windows: list[Window] = []
         unknown = 0
         non_empty = [i for i, words in enumerate(word_lists) if len(words)]
-        word_pieces = getattr(self.tokenizer, "word_pieces", None)  # FastTokenizer's per-word cache
-        if non_empty and word_pieces is not None:
-            for seq, pieces in zip(non_empty, word_pieces([word_lists[i] for i in non_empty])):
+        if non_empty:
+            for seq, pieces in zip(non_empty, self._word_pieces([word_lists[i] for i in non_empty])):
                 pieces, n_unknown = self._checked_pieces(pieces)
-                unknown += n_unknown
-                windows.extend(self._windows(seq, pieces))
-        elif non_empty:
-            encoded = self.tokenizer(
-                [list(word_lists[i]) for i in non_empty],
-                is_split_into_words=True,
-                add_special_tokens=False,
-                return_attention_mask=False,
-                return_token_type_ids=False,
-            )
-            for row, seq in enumerate(non_empty):
-                pieces, n_unknown = self._word_pieces(
-                    encoded["input_ids"][row], encoded.word_ids(row), len(word_lists[seq])
-                )
                 unknown += n_unknown
                 windows.extend(self._windows(seq, pieces))
         return Encoding(windows, [len(w) for w in word_lists], unknown)
 
-    def _word_pieces(self, ids: list[int], word_ids: list[int | None], n_words: int) -> tuple[list[list[int]], int]:
-        pieces: list[list[int]] = [[] for _ in range(n_words)]
-        for token, word in zip(ids, word_ids):
-            if word is not None:
-                pieces[word].append(token)
-        return self._checked_pieces(pieces)
+    def _word_pieces(self, word_lists: Sequence[Sequence[str]]) -> list[list[list[int]]]:
+        """Each word's sub-word ids (``[]`` for none): from the tokenizer's per-word cache
+        when it has one (biotag's FastTokenizer), else grouped by ``word_ids()``."""
+        cached = getattr(self.tokenizer, "word_pieces", None)
+        if cached is not None:
+            return cached(word_lists)
+        encoded = self.tokenizer(
+            [list(words) for words in word_lists],
+            is_split_into_words=True,
+            add_special_tokens=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        out = []
+        for row, words in enumerate(word_lists):
+            pieces: list[list[int]] = [[] for _ in words]
+            for token, word in zip(encoded["input_ids"][row], encoded.word_ids(row)):
+                if word is not None:
+                    pieces[word].append(token)
+            out.append(pieces)
+        return out
 
     def _checked_pieces(self, pieces: list[list[int]]) -> tuple[list[list[int]], int]:
         """A new list: ``[UNK]`` for words without sub-words, over-long words cut to a window."""
