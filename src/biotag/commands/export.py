@@ -128,3 +128,19 @@ def register(app: typer.Typer) -> None:
             _fail(error)
         size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
         typer.echo(f"exported {model} -> {out} ({quantize}, {size / 1e6:.1f} MB)")
+
+    @app.command("rebuild-pytorch")
+    def rebuild_pytorch(
+        model: Path = typer.Argument(..., help="ONNX model directory written by biotag export (float32 or dynamic int8)."),
+        output: Path = typer.Option(..., "--output", "-o", help="New PyTorch model directory."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model directory at --output."),
+    ) -> None:
+        """Rebuild a PyTorch model directory from an ONNX export (int8 weights dequantised), to distil or fine-tune it."""
+        from biotag.cli import _fail
+        from biotag.runtime.recover import recover_torch
+
+        try:
+            out, difference = recover_torch(model, output, overwrite=overwrite)
+        except BiotagError as error:
+            _fail(error)
+        typer.echo(f"rebuilt {model} -> {out} (largest logit difference from the export on a sample: {difference:.4f})")
