@@ -503,6 +503,7 @@ def test_cli_distills_into_a_narrower_student_cut_from_the_teacher(toy_trained, 
     assert (config.hidden_size, config.intermediate_size) == (16, wide.intermediate_size // 2) and wide.hidden_size == 32
     assert config.num_attention_heads == 16 // (wide.hidden_size // wide.num_attention_heads)
     assert student.card["distillation"]["student"] == "teacher layers [0, 1], hidden size 16, FFN -50%"
+    assert student.encoder_name == f"{teacher} layers [0, 1], hidden size 16, FFN -50%"  # not the temporary init folder
     assert json.loads((out / "summary.json").read_text())["best_f1"] > 0.5
     # any student encoder can be narrowed too (fresh head, dimensions ranked on the text)
     encoder = make_tiny_encoder(tmp_path / "student-encoder", seed=5)

@@ -154,6 +154,7 @@ class DistillTrainer(Trainer):
         self.teachers.to(device)
         if config.student_layers is not None or narrow:
             remove_dir(Path(config.output_dir) / STUDENT_INIT_DIR)  # loaded; rebuilt the same way on resume
+            self.model.encoder_name = student_description(config)  # not the temporary folder it was loaded from
         self.config = config  # what checkpoints record and resumes compare
         self.n_gold = len(self.items)
         self.pool = self.items + self.soft_items
@@ -392,8 +393,7 @@ class DistillTrainer(Trainer):
             ) + " (CRF marginals for a CRF teacher, else the softmax)",
             "teacher_encoder": self.teacher.encoder_name,
             "teacher_devel_f1": teacher_metrics.get("devel_f1"),
-            "student": (c.encoder or f"teacher layers {c.student_layers}") + (
-                f", hidden size {c.student_width}" if c.student_width else "") + (f", FFN -{c.student_ffn:.0%}" if c.student_ffn else ""),
+            "student": student_description(c, teacher="teacher"),
             "losses": {
                 "hard": "gold labels (the model's loss, partial labels where a corpus does not annotate a type)",
                 "soft": None if not self.soft_labels else (
@@ -427,3 +427,11 @@ class DistillTrainer(Trainer):
         card["data"] = {**card["data"], SOFT_CORPUS: {"train_sentences": len(self.soft_examples), "labels": "teacher only"}}
         return card
 
+
+
+def student_description(config: DistillConfig, teacher: str | None = None) -> str:
+    """What a student started from: ``teacher layers [0, 2, 4], hidden size 256, FFN -50%``
+    (``teacher`` names the teacher; by default its directory)."""
+    start = config.encoder or f"{teacher or config.teacher_dirs[0]} layers {config.student_layers}"
+    width = f", hidden size {config.student_width}" if config.student_width else ""
+    return start + width + (f", FFN -{config.student_ffn:.0%}" if config.student_ffn else "")
