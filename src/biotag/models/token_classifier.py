@@ -154,7 +154,16 @@ class TokenClassifier(torch.nn.Module):
             from biotag.features import FeatureExtractor
 
             features = FeatureExtractor.from_spec(directory, meta["features"])
-        model = cls(
+        model = cls.from_metadata(network, tokenizer, meta, schema, features=features)
+        if model.fusion is not None or model.crf is not None:
+            model._load_heads(directory / HEADS_FILE)
+        return model
+
+    @classmethod
+    def from_metadata(cls, network, tokenizer, meta: dict[str, Any], schema: LabelSchema, *, features=None) -> "TokenClassifier":
+        """A classifier over ``network`` set up as ``biotag.json``'s ``meta`` says (window,
+        encoder name, training card, decoder); feature/CRF weights are the caller's to load."""
+        return cls(
             network,
             tokenizer,
             schema,
@@ -166,9 +175,6 @@ class TokenClassifier(torch.nn.Module):
             decoder=meta.get("decoder", "viterbi"),
             feature_dropout=float((meta.get("features") or {}).get("dropout", 0.0)),
         )
-        if model.fusion is not None or model.crf is not None:
-            model._load_heads(directory / HEADS_FILE)
-        return model
 
     def _load_heads(self, path: Path) -> None:
         from safetensors.torch import load_file

@@ -19,7 +19,6 @@ with word features (their fusion layer lives inside the graph) are refused.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import shutil
@@ -134,27 +133,20 @@ def recover_torch(onnx_dir: str | Path, out_dir: str | Path, *, overwrite: bool 
         raise
     network.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=False)
 
-    card = dict(meta.get("training") or {})
-    card["rebuilt_from_onnx"] = {"directory": str(onnx_dir), "file": record["file"], "quantize": record.get("quantize")}
-    model = TokenClassifier(
-        network, AutoTokenizer.from_pretrained(onnx_dir), schema, max_length=int(meta.get("max_length", 256)),
-        stride=meta.get("stride"), encoder_name=meta.get("encoder", ""), card=card, decoder=meta.get("decoder", "viterbi"),
-    )  # fmt: skip
+    model = TokenClassifier.from_metadata(network, AutoTokenizer.from_pretrained(onnx_dir), meta, schema)
     if model.crf is not None:
         from biotag.models.decoding import CrfParams
 
         model.crf.load_params(CrfParams.from_dict(meta["crf"]))
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    model.save_pretrained(out_dir)
-
     rebuilt = model.predict_words(SAMPLE_WORDS)
     exported = OnnxTokenClassifier.from_pretrained(onnx_dir, threads=1).predict_words(SAMPLE_WORDS)
     difference = max(float(np.abs(a - b).max()) for a, b in zip(rebuilt, exported))
-    card["rebuilt_from_onnx"]["max_abs_diff_vs_onnx"] = round(difference, 6)
-    meta_path = out_dir / BIOTAG_FILE
-    saved = json.loads(meta_path.read_text(encoding="utf-8"))
-    saved["training"] = card
-    meta_path.write_text(json.dumps(saved, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    model.card["rebuilt_from_onnx"] = {
+        "directory": str(onnx_dir), "file": record["file"], "quantize": record.get("quantize"),
+        "max_abs_diff_vs_onnx": round(difference, 6),
+    }  # fmt: skip
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    model.save_pretrained(out_dir)
     log.info("rebuilt %s from %s (largest logit difference %.4f)", out_dir, onnx_dir, difference)
     return out_dir, difference
