@@ -148,6 +148,35 @@ def test_cache_stores_each_sentence_once_and_reads_back_from_disk(tmp_path):
         reread.starts([["never", "seen"]])
 
 
+def test_cache_keeps_what_a_killed_teacher_run_finished(tmp_path, monkeypatch):
+    import biotag.distill.soft_labels as soft_labels
+
+    class Killed(Exception):
+        pass
+
+    monkeypatch.setattr(soft_labels, "PREDICT_CHUNK", 2)
+    monkeypatch.setattr(soft_labels, "FLUSH_SECONDS", 0.0)  # write after every chunk
+    calls: list[list[list[str]]] = []
+    kill_at = [2]
+
+    def predict(lists):
+        calls.append(lists)
+        if len(calls) == kill_at[0]:
+            raise Killed  # the run is killed during its second chunk
+        return [np.zeros((len(w), BIO.num_outputs), dtype=np.float32) for w in lists]
+
+    sentences = [["s", str(i)] for i in range(5)]
+    with pytest.raises(Killed):
+        SoftLabelCache(tmp_path, "abc", BIO).add(sentences, predict)
+    resumed = SoftLabelCache(tmp_path, "abc", BIO)
+    assert len(resumed) == 2  # the first chunk survived
+    calls.clear()
+    kill_at[0] = 0
+    assert resumed.add(sentences, predict) == 3
+    assert [len(c) for c in calls] == [2, 1]  # only the missing sentences ran
+    assert len(SoftLabelCache(tmp_path, "abc", BIO)) == 5
+
+
 # -- models ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_teacher(tmp_path_factory) -> Path:
@@ -217,6 +246,51 @@ def test_an_ensemble_averages_its_teachers_distributions(tiny_teacher, tmp_path)
     with pytest.raises(InputError) as info:
         Teachers([tiny_teacher, multi])
     assert info.value.field == "teacher" and str(multi) in str(info.value)
+
+
+def test_type_teachers_teach_the_types_they_predict(tmp_path):
+    """TinyBERN2-style: each type's soft label is the mean of the models that predict it,
+    whatever their scheme; the other types keep the primary teacher's."""
+    from biotag.distill.teachers import Teachers, type_log_probs
+
+    encoder = make_tiny_encoder(tmp_path / "encoder")
+
+    def model(schema, name, seed):
+        saved = TokenClassifier.from_encoder(encoder, schema, max_length=32).save_pretrained(tmp_path / f"{name}-0")
+        return _perturbed_copy(saved, tmp_path / name, seed=seed)
+
+    primary = model(MULTI, "primary", 1)
+    gene_bio = model(LabelSchema(("gene",), "bio"), "gene-bio", 2)
+    gene_multi = model(LabelSchema(("species", "gene"), "multilabel"), "gene-multi", 3)
+    words = [["The", "Aspirin", "dose", "."], ["BRCA", "of", "the", "Mouse"]]
+    with pytest.raises(InputError) as info:  # species is not a type of the student
+        Teachers([primary], [gene_bio, gene_multi])
+    assert info.value.field == "type_teachers" and str(gene_multi) in str(info.value)
+    gene_multi = model(LabelSchema(("gene",), "multilabel"), "gene-multi", 3)
+    both = Teachers([primary], [gene_bio, gene_multi])
+    assert both.primary_types == ["disease"]
+    own = Teachers([primary]).word_log_probs(words)
+    bio_rows, multi_rows = Teachers([gene_bio]).word_log_probs(words), Teachers([gene_multi]).word_log_probs(words)
+    for mixed, mine, b, m in zip(both.word_log_probs(words), own, bio_rows, multi_rows):
+        assert np.allclose(mixed[:, 3:], mine[:, 3:])  # disease: the primary's own
+        assert not np.allclose(mixed[:, :3], mine[:, :3], atol=1e-3)  # gene: the type teachers'
+        expected = (np.exp(b) + np.exp(m)) / 2  # a one-type bio model's O, B, I are the gene's O, B, I
+        assert np.allclose(np.exp(mixed[:, :3]), expected, atol=1e-5)
+        assert np.allclose(np.exp(mixed).reshape(len(mixed), 2, 3).sum(-1), 1.0, atol=1e-5)
+    # a two-type bio model: the other type's labels count as O for this one
+    two = np.log(np.array([[0.5, 0.2, 0.1, 0.15, 0.05]]))
+    assert np.allclose(np.exp(type_log_probs(BIO, two, "disease")), [[0.8, 0.15, 0.05]])
+    assert both.fingerprint() == Teachers([primary], [gene_multi, gene_bio]).fingerprint() != Teachers([primary]).fingerprint()
+    # every type taught by type teachers: the primary neither runs nor keys the cache
+    other = _perturbed_copy(primary, tmp_path / "other-primary", seed=9)
+    disease = model(LabelSchema(("disease",), "bio"), "disease-bio", 4)
+    full, full_other = Teachers([primary], [gene_bio, disease]), Teachers([other], [gene_bio, disease])
+    assert full.primary_types == [] and full.fingerprint() == full_other.fingerprint()
+    for a, b in zip(full.word_log_probs(words), full_other.word_log_probs(words)):
+        assert np.allclose(a, b)
+    with pytest.raises(InputError) as info:  # a bio student has no per-type groups to fill
+        Teachers([gene_bio], [gene_multi])
+    assert info.value.field == "type_teachers"
 
 
 def test_a_crf_teacher_hands_over_its_marginals(toy_trained):
@@ -421,7 +495,7 @@ def test_cli_keeps_every_config_value_unless_an_option_is_given(tmp_path, monkey
         "soft_cache": "cache", "weighting": "fixed", "schedule": "cosine", "soft_floor": 0.3, "hard_weight": 0.7,
         "soft_weight": 0.4, "kd_temperature": 3.0, "hidden_weight": 0.2, "attention_weight": 0.1, "prune_sparsity": 0.5,
         "epochs": 2, "lr": 1e-4, "batch_size": 4, "max_length": 64, "max_steps": 9, "eval_every": 3,
-        "checkpoint_every": 6, "seed": 5, "threads": 2, "device": "auto",
+        "checkpoint_every": 6, "seed": 5, "threads": 2, "device": "auto", "type_teachers": ["gene-teacher-dir"],
     }
     path = tmp_path / "distill.json"
     path.write_text(json.dumps(settings))

@@ -39,6 +39,12 @@ class DistillConfig(TrainConfig):
     ``i -> i * N_teacher / N_student``) and between head-averaged attention maps
     (``attention_weight``, same pairs, needs the teacher's tokenizer).
 
+    ``type_teachers`` are model directories (e.g. the best single-corpus model of each
+    corpus) that each predict some of the student's types: for those types they replace the
+    teacher's soft labels by their mean (:class:`biotag.distill.teachers.Teachers`; a
+    ``multilabel`` student only). The teacher then only gives the student its layers, decoder,
+    types and whatever types no type teacher predicts.
+
     Weak supervision: ``soft_text`` files (``.jsonl`` with text or title+abstract,
     records with ``in_test_split`` dropped, or ``.txt``), the first ``soft_limit``
     documents, are labelled by the teacher only; ``soft_ratio`` text batches are mixed
@@ -62,6 +68,7 @@ class DistillConfig(TrainConfig):
     scheme: str | None = None  # the teacher's
     unify_types: bool | None = None  # None: as the teacher was trained (its card), else True
     teacher: str | list[str] = ""
+    type_teachers: list[str] = field(default_factory=list)
     student_layers: list[int] | None = None
     student_width: int | None = None  # cut the student's hidden size (weight subcloning)
     student_ffn: float = 0.0  # share of each student layer's FFN neurons to remove
@@ -94,6 +101,9 @@ class DistillConfig(TrainConfig):
             self.teacher = [str(t) for t in self.teacher]
             if len(set(self.teacher)) != len(self.teacher):
                 raise InputError(f"an ensemble lists each teacher once, got {self.teacher}", field="teacher")
+        if isinstance(self.type_teachers, str):
+            self.type_teachers = [self.type_teachers]
+        self.type_teachers = [str(t) for t in self.type_teachers]
         if not self.teacher or not all(self.teacher_dirs):
             raise InputError("a teacher model directory is needed", field="teacher")
         if (self.encoder is None) == (self.student_layers is None):

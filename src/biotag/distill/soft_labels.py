@@ -18,8 +18,8 @@ label files, so a retrained teacher never reads stale outputs) as plain NumPy fi
 read memory-mapped: ``keys.npy`` (uint8 ``[n, 16]``: a BLAKE2b hash of each sentence's words),
 ``offsets.npy`` (each sentence's first row; one more entry for the end),
 ``values.npy`` (fp16 rows) and, for top-k, ``indices.npy``, plus ``meta.json``. New
-sentences are added by rewriting the folder atomically; a run that is killed leaves the
-previous complete cache.
+sentences are added by rewriting the folder atomically, at least every ``FLUSH_SECONDS`` while
+a teacher runs; a run that is killed leaves the last complete cache and resumes from it.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 KEY_BYTES = 16
 FINGERPRINT_FILES = ("model.safetensors", "biotag.json", "config.json", "tokenizer.json", "biotag_heads.safetensors")
 PREDICT_CHUNK = 4096  # sentences per teacher call, so progress shows in the log
+FLUSH_SECONDS = 600.0  # a slow teacher's outputs are written at least this often, so a killed run keeps them
 
 
 def text_key(words: Sequence[str]) -> bytes:
@@ -145,6 +147,7 @@ class SoftLabelCache:
         if not missing:
             return 0
         keys, lists = list(missing), list(missing.values())
+        done, flushed, last_flush = 0, 0, time.monotonic()
         values, indices = [], []
         for start in range(0, len(lists), PREDICT_CHUNK):
             chunk = lists[start : start + PREDICT_CHUNK]
@@ -155,9 +158,12 @@ class SoftLabelCache:
             v, ix = compress_scores(np.concatenate(scores), self.schema, self.top_k)
             values.append(v)
             indices.append(ix)
-            log.info("teacher outputs: %d of %d new sentences", min(start + PREDICT_CHUNK, len(lists)), len(lists))
-        lengths = np.array([len(w) for w in lists], dtype=np.int64)
-        self._write(keys, lengths, np.concatenate(values), None if self.top_k == 0 else np.concatenate(indices))
+            done = min(start + PREDICT_CHUNK, len(lists))
+            log.info("teacher outputs: %d of %d new sentences", done, len(lists))
+            if done == len(lists) or time.monotonic() - last_flush >= FLUSH_SECONDS:
+                lengths = np.array([len(w) for w in lists[flushed:done]], dtype=np.int64)
+                self._write(keys[flushed:done], lengths, np.concatenate(values), None if self.top_k == 0 else np.concatenate(indices))
+                values, indices, flushed, last_flush = [], [], done, time.monotonic()
         return len(keys)
 
     def _write(self, keys: list[bytes], lengths: np.ndarray, values: np.ndarray, indices: np.ndarray | None) -> None:

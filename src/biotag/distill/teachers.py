@@ -10,6 +10,14 @@ uncertain where the members disagree. Members may use different encoders and tok
 scheme. The first member is the primary teacher: the student's decoder, the layers kept by
 ``student_layers`` and hidden-state or attention transfer come from it.
 
+Type teachers (TinyBERN2's weak supervision): models trained on single corpora, each
+predicting some of the student's types, with any scheme. For each type they predict, the
+student's soft label is their mean per-type distribution (O/B/I of that type: a ``bio``
+member's ``B-t`` and ``I-t`` probabilities, the rest as O), in place of the primary teacher's;
+the types no type teacher predicts keep the primary's. So the best single-corpus model of each
+type teaches it on every sentence, not only on its own corpus. The student's scheme must be
+``multilabel``, whose per-type groups such marginals fill exactly.
+
 A teacher may also be an ONNX export (``biotag export``; the bundled model is one): it hands
 over the same distributions, computed by ONNX Runtime, but has no PyTorch network, so it
 cannot give a student its layers or inner states.
@@ -26,15 +34,18 @@ import torch
 
 from biotag.distill.soft_labels import teacher_fingerprint
 from biotag.errors import InputError
+from biotag.labels import LabelSchema
+from biotag.models.decoding import LOG_FLOOR
 from biotag.models.token_classifier import TokenClassifier
 
 CRF_FORM = "crf-marginals"  # in the fingerprint: a CRF teacher's cache holds marginals, not its raw scores
 
 
 class Teachers:
-    """Trained teacher models loaded from ``dirs`` (the first is the primary one)."""
+    """Trained teacher models loaded from ``dirs`` (the first is the primary one), and
+    ``type_dirs``, the type teachers."""
 
-    def __init__(self, dirs: Sequence[str | Path]) -> None:
+    def __init__(self, dirs: Sequence[str | Path], type_dirs: Sequence[str | Path] = ()) -> None:
         if not dirs:
             raise InputError("a teacher model directory is needed", field="teacher")
         self.dirs = [str(d) for d in dirs]
@@ -47,13 +58,25 @@ class Teachers:
                     f"not {schema.scheme} {list(schema.types)} as the first teacher",
                     path=path, field="teacher",
                 )
+        self.type_dirs = [str(d) for d in type_dirs]
+        if len(set(self.type_dirs)) != len(self.type_dirs):
+            raise InputError(f"each type teacher is listed once, got {self.type_dirs}", field="type_teachers")
+        if self.type_dirs and schema.scheme != "multilabel":
+            raise InputError(f"type teachers need a multilabel student; the primary teacher's scheme is {schema.scheme!r}", field="type_teachers")
+        self.type_models = [load_teacher(d) for d in self.type_dirs]
+        for path, model in zip(self.type_dirs, self.type_models):
+            extra = [t for t in model.schema.types if t not in schema.types]
+            if extra:
+                raise InputError(f"a type teacher predicts {extra}, which the student (types {list(schema.types)}) does not", path=path, field="type_teachers")
+        covered = {t for m in self.type_models for t in m.schema.types}
+        self.primary_types = [t for t in schema.types if t not in covered]  # still taught by the primary (ensemble)
 
     @property
     def primary(self) -> "TokenClassifier | OnnxTeacher":
         return self.models[0]
 
     def to(self, device: torch.device) -> "Teachers":
-        for model in self.models:
+        for model in self.models + self.type_models:
             model.to(device)
         return self
 
@@ -62,21 +85,56 @@ class Teachers:
         distribution comes from a CRF. A single teacher without a CRF keeps the bare
         :func:`teacher_fingerprint`, so caches written before ensembles existed stay valid;
         the members' order does not matter."""
-        parts = sorted(
-            teacher_fingerprint(path) + (f"+{CRF_FORM}" if model.crf is not None else "") for path, model in zip(self.dirs, self.models)
-        )
-        if len(parts) == 1 and self.primary.crf is None:
+        def member(path: str, model) -> str:
+            return teacher_fingerprint(path) + (f"+{CRF_FORM}" if model.crf is not None else "")
+
+        parts = sorted(member(p, m) for p, m in zip(self.dirs, self.models)) if self.primary_types else []
+        # a type teacher's types are in its files; the student's are part of the cache's schema
+        parts += sorted(f"types:{member(p, m)}" for p, m in zip(self.type_dirs, self.type_models))
+        if len(parts) == 1 and not self.type_models and self.primary.crf is None:
             return parts[0]
         return hashlib.blake2b("|".join(parts).encode(), digest_size=8).hexdigest()
 
     def word_log_probs(self, word_lists: list[list[str]], *, batch_size: int = 32) -> list[np.ndarray]:
         """Per sentence, float32 ``[n_words, num_outputs]``: the (mean) distribution of the
-        teachers at each word, as log-probabilities."""
-        outputs = [model.word_distributions(word_lists, batch_size=batch_size) for model in self.models]
-        if len(outputs) == 1:
-            return outputs[0]
-        # each member's groups are normalised, so their mean is too; each row is >= the floor
-        return [np.log(np.mean(np.exp(np.stack(rows)), axis=0)).astype(np.float32) for rows in zip(*outputs)]
+        teachers at each word, as log-probabilities; with type teachers, their mean for the
+        types they predict."""
+        schema = self.primary.schema
+        if self.primary_types:
+            outputs = [model.word_distributions(word_lists, batch_size=batch_size) for model in self.models]
+            # each member's groups are normalised, so their mean is too; each row is >= the floor
+            base = outputs[0] if len(outputs) == 1 else [mean_distribution(np.stack(rows)) for rows in zip(*outputs)]
+        else:  # every type has a type teacher: the primary would run for nothing
+            base = [np.full((len(w), schema.num_outputs), LOG_FLOOR, dtype=np.float32) for w in word_lists]
+        if not self.type_models:
+            return base
+        votes: dict[str, list[list[np.ndarray]]] = {t: [] for t in schema.types if t not in self.primary_types}
+        for model in self.type_models:
+            rows = model.word_distributions(word_lists, batch_size=batch_size)
+            for t in model.schema.types:
+                votes[t].append([type_log_probs(model.schema, r, t) for r in rows])
+        for t, members in votes.items():
+            i = schema.type_index(t)
+            for sentence, per_member in zip(base, zip(*members)):
+                sentence[:, 3 * i : 3 * i + 3] = mean_distribution(np.stack(per_member))
+        return base
+
+
+def mean_distribution(log_probs: np.ndarray) -> np.ndarray:
+    """The mean of the members' distributions (axis 0, as log-probabilities), floored."""
+    return np.maximum(np.log(np.mean(np.exp(log_probs), axis=0)), LOG_FLOOR).astype(np.float32)
+
+
+def type_log_probs(schema: LabelSchema, log_probs: np.ndarray, entity_type: str) -> np.ndarray:
+    """``[n_words, 3]``: the O/B/I log-probabilities of one type, from a model's word
+    distributions in its own scheme (a ``bio`` model's other types count as O)."""
+    i = schema.type_index(entity_type)
+    if schema.scheme == "multilabel":
+        return np.asarray(log_probs[:, 3 * i : 3 * i + 3], dtype=np.float32)
+    probs = np.exp(np.asarray(log_probs, dtype=np.float64))
+    begin, inside = probs[:, 1 + 2 * i], probs[:, 2 + 2 * i]
+    outside = np.clip(1.0 - begin - inside, 0.0, 1.0)
+    return np.maximum(np.log(np.maximum(np.stack([outside, begin, inside], axis=1), 1e-30)), LOG_FLOOR).astype(np.float32)
 
 
 def load_teacher(directory: str | Path) -> "TokenClassifier | OnnxTeacher":

@@ -120,7 +120,7 @@ def same_tokenizer(a: SubwordEncoder, b: SubwordEncoder) -> bool:
 class DistillTrainer(Trainer):
     def __init__(self, config: DistillConfig) -> None:
         device = resolve_device(config.device)  # before any loading: no GPU fails fast
-        self.teachers = Teachers(config.teacher_dirs)
+        self.teachers = Teachers(config.teacher_dirs, config.type_teachers)
         self.teacher = self.teachers.primary
         schema = self.teacher.schema
         if self.teacher.network is None:  # an ONNX export
@@ -390,7 +390,10 @@ class DistillTrainer(Trainer):
             "teacher": c.teacher,
             "soft_labels": (
                 f"mean of {len(self.teachers.models)} teachers' word distributions" if len(self.teachers.models) > 1 else "the teacher's word distribution"
-            ) + " (CRF marginals for a CRF teacher, else the softmax)",
+            ) + " (CRF marginals for a CRF teacher, else the softmax)" + (
+                f"; for {sorted(set(self.teacher.schema.types) - set(self.teachers.primary_types))}, the mean per-type distribution "
+                f"of the type teachers {c.type_teachers}" if c.type_teachers else ""
+            ),
             "teacher_encoder": self.teacher.encoder_name,
             "teacher_devel_f1": teacher_metrics.get("devel_f1"),
             "student": student_description(c, teacher="teacher"),
