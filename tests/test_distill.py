@@ -618,3 +618,27 @@ def test_an_onnx_export_teaches_like_its_pytorch_model(toy_trained, tmp_path):
         with pytest.raises(InputError) as info:
             distill(config.replace(output_dir=str(tmp_path / name), **changes))
         assert info.value.field == name
+
+
+def test_a_distilled_student_teaches_with_the_type_mapping_it_learned(tmp_path):
+    """A student of a student maps corpus labels as the chain's first teacher did: the
+    middle model's config leaves unify_types unset, its summary records what it used."""
+    from helpers import write_toy_corpus
+
+    from biotag.training import TrainConfig, train
+
+    corpus = write_toy_corpus(tmp_path / "toy", n_train=16, n_devel=4, entity_type="Disease")  # unified: "disease"
+    encoder = make_tiny_encoder(tmp_path / "encoder")
+    common = dict(corpora=[str(corpus)], batch_size=8, max_length=32, threads=1, checkpoint_every=0, max_steps=2)
+    teacher = train(TrainConfig(output_dir=str(tmp_path / "teacher"), encoder=str(encoder), unify_types=True, **common))
+    assert TokenClassifier.from_pretrained(teacher).schema.types == ("disease",)
+    first = distill(DistillConfig(teacher=str(teacher), output_dir=str(tmp_path / "first"), student_layers=[1], **common))
+    assert TokenClassifier.from_pretrained(first).card["distillation"]["unify_types"] is True
+    second = tmp_path / "second"
+    distill(DistillConfig(teacher=str(first), output_dir=str(second), student_layers=[0], **common))
+    data = next(json.loads(line) for line in (second / "log.jsonl").read_text().splitlines() if '"data"' in line)
+    assert [c["types"] for c in data["corpora"].values()] == [["disease"]]  # gold labels reach the student
+    # a corpus that annotates none of the model's types is an error, not a run on "O" alone
+    with pytest.raises(InputError, match="none of the model's types") as info:
+        train(TrainConfig(output_dir=str(tmp_path / "plain"), encoder=str(encoder), unify_types=False, types=["disease"], **common))
+    assert info.value.field == "corpora" and "Disease" in str(info.value)

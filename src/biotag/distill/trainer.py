@@ -148,7 +148,11 @@ class DistillTrainer(Trainer):
         self.soft_ratio = config.soft_ratio  # _plan runs inside Trainer.__init__, before self.config is ours
         names = {f.name for f in dataclasses.fields(TrainConfig)}
         base = {k: v for k, v in config.to_dict().items() if k in names}
-        unify = config.unify_types if config.unify_types is not None else (self.teacher.card.get("config") or {}).get("unify_types", True)
+        unify = config.unify_types
+        if unify is None:  # as the teacher was trained: a distilled teacher's config says None, its summary what it used
+            card = self.teacher.card
+            unify = next((u for u in ((card.get("config") or {}).get("unify_types"), (card.get("distillation") or {}).get("unify_types")) if u is not None), True)
+        self.unify_types = unify
         base.update(encoder=student, scheme=schema.scheme, unify_types=unify, types=list(schema.types), decoder=self.teacher.decoder)
         super().__init__(TrainConfig(**base))  # corpora, student (on the device), items, plan, optimizer
         self.teachers.to(device)
@@ -395,6 +399,7 @@ class DistillTrainer(Trainer):
                 f"of the type teachers {c.type_teachers}" if c.type_teachers else ""
             ),
             "teacher_encoder": self.teacher.encoder_name,
+            "unify_types": self.unify_types,
             "teacher_devel_f1": teacher_metrics.get("devel_f1"),
             "student": student_description(c, teacher="teacher"),
             "losses": {

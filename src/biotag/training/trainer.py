@@ -111,6 +111,12 @@ class Trainer(CheckpointedRun):
             self.devel += devel
             self.corpus_sizes[corpus.name] = {"train_sentences": len(train), "devel_sentences": len(devel)}
             self.corpus_sizes[corpus.name]["types"] = [t for t in self.schema.types if t in corpus.types]
+            if not self.corpus_sizes[corpus.name]["types"]:  # it would train on nothing but "O"
+                raise InputError(
+                    f"corpus {corpus.name} annotates {sorted(corpus.types)}, none of the model's types {list(self.schema.types)}"
+                    + ("" if config.unify_types else " (its labels are not mapped to biotag's types: set unify_types)"),
+                    field="corpora",
+                )
         for split, examples in (("train", self.train_examples), ("devel", self.devel)):
             if not examples:
                 raise InputError(f"the corpora have no {split} sentences", field="corpora")
