@@ -107,8 +107,8 @@ def test_bad_relation_distillation_settings_name_their_field(teacher, tmp_path):
     model_dir, corpus, encoder = teacher
     runner = CliRunner()
     common = ["distill", "-t", str(model_dir), "-c", str(corpus), "-o", str(tmp_path / "x"), "--student-layers", "0"]
-    result = runner.invoke(app, [*common, "--soft-text", str(corpus / "train.jsonl")])
-    assert result.exit_code == 2 and "soft_text" in result.output and "relation" in result.output
+    result = runner.invoke(app, [*common, "--soft-ratio", "0.5"])
+    assert result.exit_code == 2 and "soft_ratio" in result.output and "relation" in result.output
     result = runner.invoke(app, [*common, "-t", str(model_dir.parent / "checkpoint")])
     assert result.exit_code == 2
     with pytest.raises(InputError, match="marker style"):
@@ -118,3 +118,84 @@ def test_bad_relation_distillation_settings_name_their_field(teacher, tmp_path):
     with pytest.raises(InputError) as error:
         RelationDistillConfig(teacher=str(model_dir), dataset=str(corpus), output_dir=str(tmp_path / "w"), encoder=str(encoder), student_layers=[0])
     assert error.value.field == "encoder"
+
+
+# -- unlabelled pairs (a transfer set) ----------------------------------------------------------
+def _tagging_by_name(names: dict[str, str]):
+    """An ``annotate`` that tags every occurrence of the given words (word -> type)."""
+    import re
+
+    def annotate(docs):
+        for doc in docs:
+            for word, entity_type in names.items():
+                for m in re.finditer(re.escape(word), doc.text):
+                    doc.add_entity(m.start(), m.end(), entity_type)
+            yield doc
+
+    return annotate
+
+
+def test_unlabelled_pairs_leave_out_held_out_documents_and_texts():
+    from biotag.document import Document
+    from biotag.relations.datasets import CHEMPROT
+    from biotag.relations.transfer import unlabelled_pairs
+
+    docs = [
+        Document("111", "Aspirin binds TP53. Insulin and BRCA1 here."),
+        Document("222", "Aspirin binds TP53 in devel."),  # a held-out document
+        Document("333", "Heparin binds TP53 in test. Aspirin and BRCA1 again."),
+    ]
+    annotate = _tagging_by_name({"Aspirin": "chemical", "Insulin": "chemical", "Heparin": "chemical", "TP53": "gene", "BRCA1": "gene"})
+    pairs = list(unlabelled_pairs(docs, CHEMPROT, annotate, exclude_ids={"222"}, exclude_texts={"Heparin binds TP53 in test."}))
+    assert [(p.text, p.text[p.head.start : p.head.end], p.text[p.tail.start : p.tail.end]) for p in pairs] == [
+        ("Aspirin binds TP53.", "Aspirin", "TP53"),
+        ("Insulin and BRCA1 here.", "Insulin", "BRCA1"),
+        ("Aspirin and BRCA1 again.", "Aspirin", "BRCA1"),
+    ]
+    assert all(p.label is None for p in pairs) and all(p.head.type == "chemical" and p.tail.type == "gene" for p in pairs)
+    limited = list(unlabelled_pairs(docs, CHEMPROT, annotate, limit=2))
+    assert len(limited) == 2
+
+
+def test_a_relation_student_learns_unlabelled_pairs_from_the_teacher_only(teacher, tmp_path):
+    """The bundled NER model finds chemical-gene pairs in plain text; the teacher scores
+    them with the gold pairs; they add no gold-label loss; held-out documents stay out."""
+    from biotag.relations.distill import TEACHER_LOGITS, RelationDistillConfig, RelationDistillTrainer
+    from biotag.relations.transfer import held_out
+
+    model_dir, corpus, encoder = teacher
+    text = tmp_path / "abstracts.jsonl"
+    records = [
+        {"pmid": "1", "title": "Aspirin with TP53 .", "abstract": "Aspirin inhibits COX-2 in human platelets."},
+        {"pmid": "devel0", "title": "Aspirin with TP53 and insulin .", "abstract": ""},  # the id of a devel document
+        {"pmid": "2", "title": "Aspirin inhibits COX-2 in mice.", "abstract": "", "in_test_split": True},
+    ]
+    text.write_text("".join(json.dumps(r) + "\n" for r in records))
+    from biotag.relations.datasets import read_examples
+
+    task, _ = read_examples(str(corpus), "train")
+    ids, texts = held_out(str(corpus), task)
+    assert "devel0" in ids and "train0" not in ids and texts  # devel documents and their texts are held out
+    config = RelationDistillConfig(
+        teacher=str(model_dir), dataset=str(corpus), output_dir=str(tmp_path / "run"), student_layers=[0], soft_text=[str(text)],
+        epochs=1, lr=3e-3, batch_size=8, max_length=32, threads=1, checkpoint_every=0,
+    )
+    trainer = RelationDistillTrainer(config)
+    unlabelled = trainer.train_examples[trainer.n_gold :]
+    assert unlabelled and all(e.label is None and e.key.startswith("unlabelled:1:") for e in unlabelled)
+    assert {e.text for e in unlabelled} <= {"Aspirin with TP53 .", "Aspirin inhibits COX-2 in human platelets."}
+    assert (trainer.labels[trainer.n_gold :] == -1).all()
+    with np.load(tmp_path / "run" / TEACHER_LOGITS) as cached:
+        assert cached["logits"].shape[0] == len(trainer.train_examples)
+    # a batch of unlabelled pairs: the loss is the soft term alone, finite, with gradients
+    rows = np.arange(trainer.n_gold, len(trainer.train_examples))
+    logits = torch.zeros(len(rows), len(task.all_labels), requires_grad=True)
+    loss = trainer._loss(logits, torch.from_numpy(trainer.labels[rows]), rows)
+    loss.backward()
+    assert torch.isfinite(loss) and logits.grad.abs().sum() > 0
+    every_batch = np.concatenate(trainer._plan(0))
+    assert set(rows) <= set(every_batch)  # unlabelled pairs are in every epoch
+    with pytest.raises(InputError) as error:
+        RelationDistillConfig(teacher=str(model_dir), dataset=str(corpus), output_dir="x", student_layers=[0], soft_text=[str(text)],
+                              weighting="fixed", soft_weight=0.0)
+    assert error.value.field == "soft_text"

@@ -36,8 +36,11 @@ def register(app: typer.Typer) -> None:
         student_ffn: Optional[float] = typer.Option(None, help="Share of each student layer's FFN neurons to remove."),
         config: Optional[Path] = typer.Option(None, help="DistillConfig JSON; command-line options override it."),
         unify_types: Optional[bool] = typer.Option(None, "--unify-types/--corpus-types", help="Map corpus labels to unified types (default: as the teacher)."),
-        soft_text: Optional[List[Path]] = typer.Option(None, "--soft-text", help="Unlabelled text (.jsonl or .txt) the teacher labels; repeat."),
-        soft_limit: Optional[int] = typer.Option(None, help="Read at most this many --soft-text documents."),
+        soft_text: Optional[List[Path]] = typer.Option(
+            None, "--soft-text", help="Unlabelled text (.jsonl or .txt) the teacher labels; repeat. A relation teacher labels the NER model's candidate pairs in it."
+        ),
+        soft_limit: Optional[int] = typer.Option(None, help="Read at most this many --soft-text documents (relations: unlabelled pairs)."),
+        soft_ner: Optional[Path] = typer.Option(None, help="Relations: the NER model that finds candidate pairs in --soft-text (default: the bundled model)."),
         soft_ratio: Optional[float] = typer.Option(None, help="Unlabelled-text batches per gold batch."),
         soft_top_k: Optional[int] = typer.Option(None, help="Cache the teacher's top-k probabilities (0: its fp16 logits)."),
         soft_cache: Optional[Path] = typer.Option(None, help="Teacher-output cache folder (share it between runs of one teacher)."),
@@ -76,7 +79,7 @@ def register(app: typer.Typer) -> None:
             "batch_size": batch_size, "max_length": max_length, "max_steps": max_steps, "eval_every": eval_every,
             "checkpoint_every": checkpoint_every, "seed": seed, "threads": threads, "device": device,
             "soft_text": [str(p) for p in soft_text] if soft_text else None, "student_width": student_width, "student_ffn": student_ffn,
-            "type_teachers": [str(p) for p in type_teacher] if type_teacher else None,
+            "type_teachers": [str(p) for p in type_teacher] if type_teacher else None, "soft_ner": soft_ner,
         }
         options = {k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None}
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -100,7 +103,7 @@ def register(app: typer.Typer) -> None:
 
 # options of NER distillation that a relation teacher has no use for
 NER_ONLY = (
-    "unify_types", "soft_text", "soft_limit", "soft_ratio", "soft_top_k", "soft_cache", "hidden_weight",
+    "unify_types", "soft_ratio", "soft_top_k", "soft_cache", "hidden_weight",
     "attention_weight", "prune_sparsity", "soft_loss", "hidden_layers", "type_teachers",
 )
 

@@ -9,6 +9,11 @@ are kept in ``<output_dir>/teacher-logits.npz`` beside a fingerprint of the teac
 and the examples, so a resumed run does not score them again. The teacher may be an ONNX
 export (``biotag export``), which scores pairs several times faster.
 
+Unlabelled pairs (a transfer set, :mod:`biotag.relations.transfer`): ``soft_text`` files
+are tagged by an NER model (``soft_ner``, default the bundled one) and their candidate pairs,
+at most ``soft_limit``, join the training pairs with no gold label: the teacher scores them
+with the rest and the student learns them through the soft term only.
+
 The student is a local encoder with a new head (``encoder``; any tokenizer, since
 relation distillation compares one distribution per pair, not per sub-word) or, with
 ``student_layers``, the teacher itself with only those layers kept (its PyTorch weights
@@ -24,7 +29,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -66,6 +71,9 @@ class RelationDistillConfig(RelationTrainConfig):
     soft_floor: float = 0.1
     schedule: str = "linear"
     teacher_batch_size: int = 64
+    soft_text: list[str] = field(default_factory=list)
+    soft_limit: int | None = None  # unlabelled pairs
+    soft_ner: str | None = None  # the NER model that finds them (None: the bundled model)
 
     def __post_init__(self) -> None:
         style, self.style = self.style, self.style or "typed"
@@ -91,6 +99,12 @@ class RelationDistillConfig(RelationTrainConfig):
         for name in ("hard_weight", "soft_weight"):
             self._require_in(name, "[0, inf)")
         self._require_in("soft_floor", "[0, 1]")
+        if isinstance(self.soft_text, str):
+            self.soft_text = [self.soft_text]
+        self.soft_text = [str(p) for p in self.soft_text]
+        self._require_int("soft_limit", minimum=1, optional=True)
+        if self.soft_text and self.weighting == "fixed" and not self.soft_weight:
+            raise InputError("unlabelled pairs teach only through soft labels: a soft weight of 0 leaves them nothing", field="soft_text")
 
 
 def distill_relations(config: RelationDistillConfig, resume: bool = False) -> Path:
@@ -118,6 +132,14 @@ class RelationDistillTrainer(RelationTrainer):
         self.teacher_logits = torch.from_numpy(self._teacher_logits())
         self.teacher = None  # scored once; free its memory for training
         self.since = time.perf_counter()  # training speed, not counting the teacher's scoring
+
+    def _unlabelled_examples(self, task: RelationTask) -> list:
+        c = self.config
+        if not c.soft_text:
+            return []
+        from biotag.relations.transfer import transfer_examples
+
+        return transfer_examples(c.soft_text, c.dataset, task, ner_model=c.soft_ner, window=c.window, limit=c.soft_limit, threads=c.threads)
 
     # -- the student ------------------------------------------------------------------------
     def _build_model(self, task: RelationTask) -> RelationClassifier:
@@ -176,7 +198,9 @@ class RelationDistillTrainer(RelationTrainer):
         )
         teacher = self.teacher_logits[torch.from_numpy(indices)].to(logits.device)
         soft = grouped_kl(logits[:, None, :], teacher[:, None, :], c.kd_temperature)
-        return weights.hard * F.cross_entropy(logits, labels) + weights.soft * soft
+        gold = labels >= 0  # unlabelled pairs learn from the teacher only
+        hard = F.cross_entropy(logits[gold], labels[gold]) if bool(gold.any()) else logits.sum() * 0.0
+        return weights.hard * hard + weights.soft * soft
 
     def _card_extra(self) -> dict[str, Any]:
         c = self.config
@@ -188,6 +212,8 @@ class RelationDistillTrainer(RelationTrainer):
                 "student_ffn": c.student_ffn,
                 "weighting": c.weighting,
                 "kd_temperature": c.kd_temperature,
+                "unlabelled_pairs": len(self.train_examples) - self.n_gold,
+                "soft_text": c.soft_text,
                 "parameters": sum(p.numel() for p in self.model.parameters()),
             }
         }

@@ -40,6 +40,7 @@ from biotag.training.trainer import _command_line, seed_everything
 log = logging.getLogger(__name__)
 
 POOL_BATCHES = 50  # batches per length-sorted pool
+UNLABELLED = -1  # the label id of a pair without a gold label (a distillation transfer set)
 
 
 @dataclass
@@ -137,12 +138,14 @@ class RelationTrainer(CheckpointedRun):
         unknown = sorted({e.label for e in self.train_examples if e.label not in known})
         if unknown:
             raise InputError(f"training labels {unknown} are not labels of task {task.name!r}", field="dataset")
+        self.n_gold = len(self.train_examples)
+        self.train_examples = self.train_examples + self._unlabelled_examples(task)
         self.model = self._build_model(task)
         self.model.to(resolve_device(c.device))
         self.rows = self.model.encoder.ids(self.train_examples)
         self.lengths = np.array([len(r) for r in self.rows])
         index = {label: i for i, label in enumerate(task.all_labels)}
-        self.labels = np.array([index[e.label] for e in self.train_examples], dtype=np.int64)
+        self.labels = np.array([index[e.label] if e.label is not None else UNLABELLED for e in self.train_examples], dtype=np.int64)
         self.batches_per_epoch = len(self._plan(0))
         self.total_steps = self.batches_per_epoch * c.epochs
         if c.max_steps:
@@ -154,6 +157,11 @@ class RelationTrainer(CheckpointedRun):
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer, round(c.warmup_ratio * self.total_steps), self.total_steps)
         self.state = LoopState()
         self.pairs_seen, self.since = 0, time.perf_counter()
+
+    def _unlabelled_examples(self, task: RelationTask) -> list[RelationExample]:
+        """Pairs without a gold label to train on besides the dataset's (none here; a
+        distiller's teacher labels them)."""
+        return []
 
     def _build_model(self, task: RelationTask) -> RelationClassifier:
         c = self.config
@@ -198,7 +206,8 @@ class RelationTrainer(CheckpointedRun):
             {
                 "event": "data",
                 "task": self.task.to_dict(),
-                "train": self._label_counts(self.train_examples),
+                "train": self._label_counts(self.train_examples[: self.n_gold]),
+                "unlabelled": len(self.train_examples) - self.n_gold,
                 "devel": self._label_counts(self.devel),
                 "batches_per_epoch": self.batches_per_epoch,
                 "total_steps": self.total_steps,
@@ -294,7 +303,7 @@ class RelationTrainer(CheckpointedRun):
     def _save_best(self, report: RelationReport) -> None:
         st = self.state
         card = {
-            "data": {"dataset": self.config.dataset, "train": len(self.train_examples), "devel": len(self.devel)},
+            "data": {"dataset": self.config.dataset, "train": self.n_gold, "unlabelled": len(self.train_examples) - self.n_gold, "devel": len(self.devel)},
             "command": _command_line(),
             "metrics": {"devel_micro": report.micro.to_dict(), "step": st.step, "epoch": st.epoch},
             **run_facts(),
