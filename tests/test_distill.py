@@ -293,6 +293,41 @@ def test_type_teachers_teach_the_types_they_predict(tmp_path):
     assert info.value.field == "type_teachers"
 
 
+def test_corpus_aware_type_teachers_let_a_corpus_own_teacher_teach_its_types(tmp_path):
+    """On a sentence of corpus A, the gene teacher trained on A teaches gene alone; on other
+    corpora and unlabelled text, the mean of both gene teachers does. Each teacher's outputs
+    are cached once, by itself."""
+    from biotag.distill.teachers import Teachers
+
+    encoder = make_tiny_encoder(tmp_path / "encoder")
+
+    def model(schema, name, seed, corpus=None):
+        saved = TokenClassifier.from_encoder(encoder, schema, max_length=32).save_pretrained(tmp_path / f"{name}-0")
+        copy = TokenClassifier.from_pretrained(_perturbed_copy(saved, tmp_path / f"{name}-1", seed=seed))
+        return copy.save_pretrained(tmp_path / name, card={"data": {corpus: {"types": list(schema.types)}}} if corpus else None)
+
+    primary = model(MULTI, "primary", 1)
+    gene_a = model(LabelSchema(("gene",), "bio"), "gene-a", 2, corpus="corpus-a")
+    gene_b = model(LabelSchema(("gene",), "bio"), "gene-b", 3, corpus="corpus-b")
+    words = [["The", "Aspirin", "dose", "."], ["BRCA", "of", "the", "Mouse"]]
+    a_rows, b_rows = (Teachers([m]).word_log_probs(words) for m in (gene_a, gene_b))
+    aware = Teachers([primary], [gene_a, gene_b], cache_root=tmp_path / "cache")
+    assert aware.corpus_aware and aware.type_corpora == [{"corpus-a"}, {"corpus-b"}]
+    out = aware.word_log_probs(words, ["corpus-a", "soft-text"])
+    probs = np.exp  # compared as probabilities: the member cache keeps fp16 log-probabilities
+    assert np.allclose(probs(out[0][:, :3]), probs(a_rows[0]), atol=1e-3)  # corpus A: its own teacher
+    assert np.allclose(probs(out[1][:, :3]), (probs(a_rows[1]) + probs(b_rows[1])) / 2, atol=1e-3)  # elsewhere: the mean
+    assert np.allclose(probs(aware.word_log_probs(words, ["corpus-b", "corpus-b"])[0][:, :3]), probs(b_rows[0]), atol=1e-3)
+    assert len(list((tmp_path / "cache" / "members").iterdir())) == 2  # one cache per type teacher
+    mean = Teachers([primary], [gene_a, gene_b], type_mode="mean")
+    assert not mean.corpus_aware and mean.fingerprint() != aware.fingerprint()
+    mixed = mean.word_log_probs(words, ["corpus-a", "corpus-a"])[0][:, :3]
+    assert np.allclose(np.exp(mixed), (np.exp(a_rows[0]) + np.exp(b_rows[0])) / 2, atol=1e-5)
+    with pytest.raises(InputError) as info:
+        Teachers([primary], [gene_a], type_mode="vote")
+    assert info.value.field == "type_mode"
+
+
 def test_a_crf_teacher_hands_over_its_marginals(toy_trained):
     from biotag.distill.teachers import Teachers
     from biotag.models.decoding import word_log_probs
@@ -642,3 +677,20 @@ def test_a_distilled_student_teaches_with_the_type_mapping_it_learned(tmp_path):
     with pytest.raises(InputError, match="none of the model's types") as info:
         train(TrainConfig(output_dir=str(tmp_path / "plain"), encoder=str(encoder), unify_types=False, types=["disease"], **common))
     assert info.value.field == "corpora" and "Disease" in str(info.value)
+
+
+def test_a_distillation_with_corpus_aware_type_teachers_keys_sentences_by_corpus(toy_trained, tmp_path):
+    teacher, corpus = toy_trained
+    out = tmp_path / "run"
+    config = DistillConfig(
+        teacher=str(teacher), type_teachers=[str(teacher)], corpora=[str(corpus)], output_dir=str(out), student_layers=[1],
+        unify_types=False, max_steps=1, batch_size=8, max_length=32, threads=1, checkpoint_every=0,
+    )
+    trainer = trainer_module.DistillTrainer(config)
+    words = [e.words for e in trainer.train_examples]
+    owners = [e.key[0] for e in trainer.train_examples]
+    assert set(owners) == set(TokenClassifier.from_pretrained(teacher).card["data"])  # the type teacher's own corpus
+    assert (trainer.cache.starts(words, owners) == trainer.gold_starts).all()
+    with pytest.raises(InputError):  # keyed by corpus, not by the words alone
+        trainer.cache.starts(words[:1])
+    assert (out / "teacher-cache" / "members").is_dir()

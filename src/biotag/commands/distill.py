@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
         type_teacher: Optional[List[Path]] = typer.Option(
             None, "--type-teacher", help="Model directory that teaches the types it predicts (e.g. a single-corpus model); repeat."
         ),
+        type_mode: Optional[str] = typer.Option(None, help="How type teachers share a type: corpus (a corpus' own teacher on its sentences; default) or mean."),
         output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (the student goes to OUTPUT/model)."),
         corpus: Optional[List[str]] = typer.Option(None, "--corpus", "-c", help="Gold corpus name or path; repeat for several."),
         student: Optional[str] = typer.Option(None, "--student", help="Student encoder directory or short name (minilm-l3...)."),
@@ -79,7 +80,7 @@ def register(app: typer.Typer) -> None:
             "batch_size": batch_size, "max_length": max_length, "max_steps": max_steps, "eval_every": eval_every,
             "checkpoint_every": checkpoint_every, "seed": seed, "threads": threads, "device": device,
             "soft_text": [str(p) for p in soft_text] if soft_text else None, "student_width": student_width, "student_ffn": student_ffn,
-            "type_teachers": [str(p) for p in type_teacher] if type_teacher else None, "soft_ner": soft_ner,
+            "type_teachers": [str(p) for p in type_teacher] if type_teacher else None, "soft_ner": soft_ner, "type_mode": type_mode,
         }
         options = {k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None}
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -104,7 +105,7 @@ def register(app: typer.Typer) -> None:
 # options of NER distillation that a relation teacher has no use for
 NER_ONLY = (
     "unify_types", "soft_ratio", "soft_top_k", "soft_cache", "hidden_weight",
-    "attention_weight", "prune_sparsity", "soft_loss", "hidden_layers", "type_teachers",
+    "attention_weight", "prune_sparsity", "soft_loss", "hidden_layers", "type_teachers", "type_mode",
 )
 
 

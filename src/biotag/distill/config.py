@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from biotag.distill.schedule import SHAPES, WEIGHTINGS
+from biotag.distill.teachers import TYPE_MODES
 from biotag.errors import InputError
 from biotag.training.config import TrainConfig
 
@@ -43,7 +44,9 @@ class DistillConfig(TrainConfig):
     corpus) that each predict some of the student's types: for those types they replace the
     teacher's soft labels by their mean (:class:`biotag.distill.teachers.Teachers`; a
     ``multilabel`` student only). The teacher then only gives the student its layers, decoder,
-    types and whatever types no type teacher predicts.
+    types and whatever types no type teacher predicts. ``type_mode`` ``corpus`` (default): on a
+    gold corpus' sentences, the type teachers trained on that corpus teach its types alone;
+    ``mean``: every type teacher of a type, everywhere.
 
     Weak supervision: ``soft_text`` files (``.jsonl`` with text or title+abstract,
     records with ``in_test_split`` dropped, or ``.txt``), the first ``soft_limit``
@@ -69,6 +72,7 @@ class DistillConfig(TrainConfig):
     unify_types: bool | None = None  # None: as the teacher was trained (its card), else True
     teacher: str | list[str] = ""
     type_teachers: list[str] = field(default_factory=list)
+    type_mode: str = "corpus"  # how type teachers share a type: corpus (a corpus' own teacher first) or mean
     student_layers: list[int] | None = None
     student_width: int | None = None  # cut the student's hidden size (weight subcloning)
     student_ffn: float = 0.0  # share of each student layer's FFN neurons to remove
@@ -117,6 +121,8 @@ class DistillConfig(TrainConfig):
         self._require_in("student_ffn", "[0, 1)")
         if self.weighting not in WEIGHTINGS:
             raise InputError(f"must be one of {WEIGHTINGS}, got {self.weighting!r}", field="weighting")
+        if self.type_mode not in TYPE_MODES:
+            raise InputError(f"must be one of {TYPE_MODES}, got {self.type_mode!r}", field="type_mode")
         if self.soft_loss not in SOFT_LOSSES:
             raise InputError(f"must be one of {SOFT_LOSSES}, got {self.soft_loss!r}", field="soft_loss")
         if self.schedule not in SHAPES:

@@ -45,9 +45,14 @@ PREDICT_CHUNK = 4096  # sentences per teacher call, so progress shows in the log
 FLUSH_SECONDS = 600.0  # a slow teacher's outputs are written at least this often, so a killed run keeps them
 
 
-def text_key(words: Sequence[str]) -> bytes:
-    """The cache key of a sentence: a hash of its words (with a separator no word has)."""
-    return hashlib.blake2b("\x1f".join(words).encode("utf-8"), digest_size=KEY_BYTES).digest()
+def text_key(words: Sequence[str], context: str = "") -> bytes:
+    """The cache key of a sentence: a hash of its words (with a separator no word has), and
+    of its ``context`` when the soft labels depend on more than the words (the corpus the
+    sentence comes from, for corpus-aware type teachers)."""
+    text = "\x1f".join(words)
+    if context:
+        text = f"{context}\x1e{text}"
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=KEY_BYTES).digest()
 
 
 def teacher_fingerprint(model_dir: str | Path) -> str:
@@ -136,22 +141,27 @@ class SoftLabelCache:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def add(self, word_lists: Sequence[Sequence[str]], predict: Callable[[list[list[str]]], list[np.ndarray]]) -> int:
-        """Run ``predict`` (word lists -> float scores ``[n_words, num_outputs]`` each)
-        over the sentences not cached yet and store its outputs; returns how many."""
-        missing: dict[bytes, list[str]] = {}
-        for words in word_lists:
-            key = text_key(words)
+    def add(
+        self, word_lists: Sequence[Sequence[str]], predict: Callable[..., list[np.ndarray]], contexts: Sequence[str] | None = None
+    ) -> int:
+        """Run ``predict`` (word lists -> float scores ``[n_words, num_outputs]`` each; with
+        ``contexts``, one per sentence and part of its key, ``predict(lists, contexts)``) over
+        the sentences not cached yet and store its outputs; returns how many."""
+        missing: dict[bytes, tuple[list[str], str]] = {}
+        for i, words in enumerate(word_lists):
+            context = contexts[i] if contexts is not None else ""
+            key = text_key(words, context)
             if key not in self.keys and key not in missing:
-                missing[key] = list(words)
+                missing[key] = (list(words), context)
         if not missing:
             return 0
-        keys, lists = list(missing), list(missing.values())
+        keys = list(missing)
+        lists, sentence_contexts = [w for w, _ in missing.values()], [c for _, c in missing.values()]
         done, flushed, last_flush = 0, 0, time.monotonic()
         values, indices = [], []
         for start in range(0, len(lists), PREDICT_CHUNK):
             chunk = lists[start : start + PREDICT_CHUNK]
-            scores = predict(chunk)
+            scores = predict(chunk) if contexts is None else predict(chunk, sentence_contexts[start : start + PREDICT_CHUNK])
             for words, s in zip(chunk, scores):
                 if s.shape != (len(words), self.schema.num_outputs):
                     raise InputError(f"the teacher gave scores of shape {s.shape} for {len(words)} words", field="teacher")
@@ -180,15 +190,19 @@ class SoftLabelCache:
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         self._load()
 
-    def starts(self, word_lists: Sequence[Sequence[str]]) -> np.ndarray:
+    def starts(self, word_lists: Sequence[Sequence[str]], contexts: Sequence[str] | None = None) -> np.ndarray:
         """The first cache row of each sentence (all must be cached)."""
         out = np.empty(len(word_lists), dtype=np.int64)
         for i, words in enumerate(word_lists):
-            index = self.keys.get(text_key(words))
+            index = self.keys.get(text_key(words, contexts[i] if contexts is not None else ""))
             if index is None:
                 raise InputError(f"sentence {i} is not in the teacher cache {self.folder}", field="soft_cache")
             out[i] = self.offsets[index]
         return out
+
+    def sentence_scores(self, word_lists: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """Float32 scores ``[n_words, num_outputs]`` of each (cached) sentence."""
+        return [self.scores(start + np.arange(len(words))) for start, words in zip(self.starts(word_lists), word_lists)]
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
         """Float32 teacher scores ``[len(rows), num_outputs]`` of the given cache rows."""

@@ -18,6 +18,14 @@ the types no type teacher predicts keep the primary's. So the best single-corpus
 type teaches it on every sentence, not only on its own corpus. The student's scheme must be
 ``multilabel``, whose per-type groups such marginals fill exactly.
 
+Corpora annotate one type by different guidelines (a BC2GM gene is not a JNLPBA protein), and
+the mean of two guidelines blurs both. So by default (``type_mode`` ``corpus``) a sentence of a
+gold corpus learns a type from the type teachers trained on that corpus when there are any (a
+type teacher's corpora are the ``data`` of its card), and from the mean of all of the type's
+teachers otherwise (other corpora's types, unlabelled text); ``mean`` always takes the mean.
+With a ``cache_root``, each type teacher's own outputs are cached there (per teacher, by its
+fingerprint), so a teacher runs once over a sentence whatever ensemble or mode it later serves.
+
 A teacher may also be an ONNX export (``biotag export``; the bundled model is one): it hands
 over the same distributions, computed by ONNX Runtime, but has no PyTorch network, so it
 cannot give a student its layers or inner states.
@@ -38,6 +46,7 @@ from biotag.labels import LabelSchema
 from biotag.models.decoding import LOG_FLOOR
 from biotag.models.token_classifier import TokenClassifier
 
+TYPE_MODES = ("corpus", "mean")
 CRF_FORM = "crf-marginals"  # in the fingerprint: a CRF teacher's cache holds marginals, not its raw scores
 
 
@@ -45,7 +54,13 @@ class Teachers:
     """Trained teacher models loaded from ``dirs`` (the first is the primary one), and
     ``type_dirs``, the type teachers."""
 
-    def __init__(self, dirs: Sequence[str | Path], type_dirs: Sequence[str | Path] = ()) -> None:
+    def __init__(
+        self, dirs: Sequence[str | Path], type_dirs: Sequence[str | Path] = (), *, type_mode: str = "corpus", cache_root: str | Path | None = None
+    ) -> None:
+        if type_mode not in TYPE_MODES:
+            raise InputError(f"must be one of {TYPE_MODES}, got {type_mode!r}", field="type_mode")
+        self.type_mode = type_mode
+        self.cache_root = cache_root
         if not dirs:
             raise InputError("a teacher model directory is needed", field="teacher")
         self.dirs = [str(d) for d in dirs]
@@ -68,6 +83,7 @@ class Teachers:
             extra = [t for t in model.schema.types if t not in schema.types]
             if extra:
                 raise InputError(f"a type teacher predicts {extra}, which the student (types {list(schema.types)}) does not", path=path, field="type_teachers")
+        self.type_corpora = [set((m.card.get("data") or {})) for m in self.type_models]
         covered = {t for m in self.type_models for t in m.schema.types}
         self.primary_types = [t for t in schema.types if t not in covered]  # still taught by the primary (ensemble)
 
@@ -91,14 +107,21 @@ class Teachers:
         parts = sorted(member(p, m) for p, m in zip(self.dirs, self.models)) if self.primary_types else []
         # a type teacher's types are in its files; the student's are part of the cache's schema
         parts += sorted(f"types:{member(p, m)}" for p, m in zip(self.type_dirs, self.type_models))
+        if self.type_models and self.type_mode != "mean":  # the mean's caches predate the modes
+            parts.append(f"type_mode:{self.type_mode}")
         if len(parts) == 1 and not self.type_models and self.primary.crf is None:
             return parts[0]
         return hashlib.blake2b("|".join(parts).encode(), digest_size=8).hexdigest()
 
-    def word_log_probs(self, word_lists: list[list[str]], *, batch_size: int = 32) -> list[np.ndarray]:
+    @property
+    def corpus_aware(self) -> bool:
+        """Whether a sentence's soft labels depend on the corpus it comes from."""
+        return bool(self.type_models) and self.type_mode == "corpus"
+
+    def word_log_probs(self, word_lists: list[list[str]], corpora: Sequence[str] | None = None, *, batch_size: int = 32) -> list[np.ndarray]:
         """Per sentence, float32 ``[n_words, num_outputs]``: the (mean) distribution of the
-        teachers at each word, as log-probabilities; with type teachers, their mean for the
-        types they predict."""
+        teachers at each word, as log-probabilities; with type teachers, theirs for the types
+        they predict (``corpora``: the corpus of each sentence, for the ``corpus`` mode)."""
         schema = self.primary.schema
         if self.primary_types:
             outputs = [model.word_distributions(word_lists, batch_size=batch_size) for model in self.models]
@@ -108,16 +131,32 @@ class Teachers:
             base = [np.full((len(w), schema.num_outputs), LOG_FLOOR, dtype=np.float32) for w in word_lists]
         if not self.type_models:
             return base
-        votes: dict[str, list[list[np.ndarray]]] = {t: [] for t in schema.types if t not in self.primary_types}
-        for model in self.type_models:
-            rows = model.word_distributions(word_lists, batch_size=batch_size)
+        votes: dict[str, list[tuple[int, list[np.ndarray]]]] = {t: [] for t in schema.types if t not in self.primary_types}
+        for k, model in enumerate(self.type_models):
+            rows = self._member_outputs(k, word_lists, batch_size)
             for t in model.schema.types:
-                votes[t].append([type_log_probs(model.schema, r, t) for r in rows])
+                votes[t].append((k, [type_log_probs(model.schema, r, t) for r in rows]))
         for t, members in votes.items():
             i = schema.type_index(t)
-            for sentence, per_member in zip(base, zip(*members)):
-                sentence[:, 3 * i : 3 * i + 3] = mean_distribution(np.stack(per_member))
+            for n, sentence in enumerate(base):
+                chosen = members
+                if self.type_mode == "corpus" and corpora is not None:
+                    chosen = [m for m in members if corpora[n] in self.type_corpora[m[0]]] or members
+                sentence[:, 3 * i : 3 * i + 3] = mean_distribution(np.stack([rows[n] for _, rows in chosen]))
         return base
+
+    def _member_outputs(self, k: int, word_lists: list[list[str]], batch_size: int) -> list[np.ndarray]:
+        """Type teacher ``k``'s word distributions, through its own cache when there is a root."""
+        model = self.type_models[k]
+        if self.cache_root is None:
+            return model.word_distributions(word_lists, batch_size=batch_size)
+        from biotag.distill.soft_labels import SoftLabelCache
+
+        name = teacher_fingerprint(self.type_dirs[k]) + (f"+{CRF_FORM}" if model.crf is not None else "")
+        key = hashlib.blake2b(name.encode(), digest_size=8).hexdigest()
+        cache = SoftLabelCache(Path(self.cache_root) / "members", key, model.schema)
+        cache.add(word_lists, lambda lists: model.word_distributions(lists, batch_size=batch_size))
+        return cache.sentence_scores(word_lists)
 
 
 def mean_distribution(log_probs: np.ndarray) -> np.ndarray:

@@ -120,7 +120,9 @@ def same_tokenizer(a: SubwordEncoder, b: SubwordEncoder) -> bool:
 class DistillTrainer(Trainer):
     def __init__(self, config: DistillConfig) -> None:
         device = resolve_device(config.device)  # before any loading: no GPU fails fast
-        self.teachers = Teachers(config.teacher_dirs, config.type_teachers)
+        self.teachers = Teachers(
+            config.teacher_dirs, config.type_teachers, type_mode=config.type_mode, cache_root=config.soft_cache or str(Path(config.output_dir) / "teacher-cache")
+        )
         self.teacher = self.teachers.primary
         schema = self.teacher.schema
         if self.teacher.network is None:  # an ONNX export
@@ -216,13 +218,18 @@ class DistillTrainer(Trainer):
         self.gold_starts = self.soft_starts = np.zeros(0, dtype=np.int64)
         if not self.soft_labels:
             return
-        root = c.soft_cache or str(Path(c.output_dir) / "teacher-cache")
-        self.cache = SoftLabelCache(root, self.teachers.fingerprint(), self.teacher.schema, c.soft_top_k)
+        self.cache = SoftLabelCache(self.teachers.cache_root, self.teachers.fingerprint(), self.teacher.schema, c.soft_top_k)
         gold_words = [e.words for e in self.train_examples]
         soft_words = [e.words for e in self.soft_examples]
-        added = self.cache.add(gold_words + soft_words, lambda lists: self.teachers.word_log_probs(lists, batch_size=c.eval_batch_size))
+        # corpus-aware type teachers label a sentence by its corpus: the corpus is part of its key
+        gold_corpora = [e.key[0] for e in self.train_examples] if self.teachers.corpus_aware else None
+        soft_corpora = [SOFT_CORPUS] * len(soft_words) if self.teachers.corpus_aware else None
+        contexts = gold_corpora + soft_corpora if self.teachers.corpus_aware else None
+        added = self.cache.add(
+            gold_words + soft_words, lambda lists, corpora=None: self.teachers.word_log_probs(lists, corpora, batch_size=c.eval_batch_size), contexts
+        )
         log.info("teacher cache %s: %d sentences (%d new)", self.cache.folder, len(self.cache), added)
-        self.gold_starts, self.soft_starts = self.cache.starts(gold_words), self.cache.starts(soft_words)
+        self.gold_starts, self.soft_starts = self.cache.starts(gold_words, gold_corpora), self.cache.starts(soft_words, soft_corpora)
 
     def _setup_transfer(self) -> None:
         """Hidden-state projections and attention outputs for hidden/attention transfer."""
@@ -396,7 +403,7 @@ class DistillTrainer(Trainer):
                 f"mean of {len(self.teachers.models)} teachers' word distributions" if len(self.teachers.models) > 1 else "the teacher's word distribution"
             ) + " (CRF marginals for a CRF teacher, else the softmax)" + (
                 f"; for {sorted(set(self.teacher.schema.types) - set(self.teachers.primary_types))}, the mean per-type distribution "
-                f"of the type teachers {c.type_teachers}" if c.type_teachers else ""
+                f"of the type teachers {c.type_teachers} ({c.type_mode} mode)" if c.type_teachers else ""
             ),
             "teacher_encoder": self.teacher.encoder_name,
             "unify_types": self.unify_types,
