@@ -61,6 +61,7 @@ class Teachers:
             raise InputError(f"must be one of {TYPE_MODES}, got {type_mode!r}", field="type_mode")
         self.type_mode = type_mode
         self.cache_root = cache_root
+        self._fingerprints: dict[str, str] = {}
         if not dirs:
             raise InputError("a teacher model directory is needed", field="teacher")
         self.dirs = [str(d) for d in dirs]
@@ -101,17 +102,20 @@ class Teachers:
         distribution comes from a CRF. A single teacher without a CRF keeps the bare
         :func:`teacher_fingerprint`, so caches written before ensembles existed stay valid;
         the members' order does not matter."""
-        def member(path: str, model) -> str:
-            return teacher_fingerprint(path) + (f"+{CRF_FORM}" if model.crf is not None else "")
-
-        parts = sorted(member(p, m) for p, m in zip(self.dirs, self.models)) if self.primary_types else []
+        parts = sorted(self._member_fingerprint(p, m) for p, m in zip(self.dirs, self.models)) if self.primary_types else []
         # a type teacher's types are in its files; the student's are part of the cache's schema
-        parts += sorted(f"types:{member(p, m)}" for p, m in zip(self.type_dirs, self.type_models))
+        parts += sorted(f"types:{self._member_fingerprint(p, m)}" for p, m in zip(self.type_dirs, self.type_models))
         if self.type_models and self.type_mode != "mean":  # the mean's caches predate the modes
             parts.append(f"type_mode:{self.type_mode}")
         if len(parts) == 1 and not self.type_models and self.primary.crf is None:
             return parts[0]
         return hashlib.blake2b("|".join(parts).encode(), digest_size=8).hexdigest()
+
+    def _member_fingerprint(self, path: str, model) -> str:
+        """One member's :func:`teacher_fingerprint` (hashed once: exports are large) and its form."""
+        if path not in self._fingerprints:
+            self._fingerprints[path] = teacher_fingerprint(path)
+        return self._fingerprints[path] + (f"+{CRF_FORM}" if model.crf is not None else "")
 
     @property
     def corpus_aware(self) -> bool:
@@ -152,8 +156,7 @@ class Teachers:
             return model.word_distributions(word_lists, batch_size=batch_size)
         from biotag.distill.soft_labels import SoftLabelCache
 
-        name = teacher_fingerprint(self.type_dirs[k]) + (f"+{CRF_FORM}" if model.crf is not None else "")
-        key = hashlib.blake2b(name.encode(), digest_size=8).hexdigest()
+        key = hashlib.blake2b(self._member_fingerprint(self.type_dirs[k], model).encode(), digest_size=8).hexdigest()
         cache = SoftLabelCache(Path(self.cache_root) / "members", key, model.schema)
         cache.add(word_lists, lambda lists: model.word_distributions(lists, batch_size=batch_size))
         return cache.sentence_scores(word_lists)
