@@ -402,7 +402,7 @@ class DistillTrainer(Trainer):
             "soft_labels": (
                 f"mean of {len(self.teachers.models)} teachers' word distributions" if len(self.teachers.models) > 1 else "the teacher's word distribution"
             ) + " (CRF marginals for a CRF teacher, else the softmax)" + (
-                f"; for {sorted(set(self.teacher.schema.types) - set(self.teachers.primary_types))}, the mean per-type distribution "
+                f"; for {sorted(set(self.teacher.schema.types) - set(self.teachers.primary_types))}, the per-type distributions "
                 f"of the type teachers {c.type_teachers} ({c.type_mode} mode)" if c.type_teachers else ""
             ),
             "teacher_encoder": self.teacher.encoder_name,
