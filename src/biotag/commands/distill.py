@@ -83,7 +83,7 @@ def register(app: typer.Typer) -> None:
             "type_teachers": [str(p) for p in type_teacher] if type_teacher else None, "soft_ner": soft_ner, "type_mode": type_mode,
         }
         options = {k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None}
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("biotag").setLevel(logging.INFO)  # long runs show progress (the CLI's handler is set up already)
         try:
             if student_layers is not None:
                 options["student_layers"] = parse_layers(student_layers)

@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
             "text_files": [str(p) for p in text] if text else None,
         }
         options = {k: v for k, v in options.items() if v is not None}
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("biotag").setLevel(logging.INFO)  # long runs show progress (the CLI's handler is set up already)
         try:
             if config is not None:
                 cfg = PretrainConfig.from_json(config)
