@@ -41,6 +41,9 @@ from biotag.errors import BiotagError, InputError
 
 log = logging.getLogger("biotag.batch")
 
+# headroom on the largest per-batch RSS rise seen so far: rises vary from batch to batch, and a
+# worker retired a little early costs a restart where one retired a little late costs a crashed batch
+RISE_MARGIN = 1.25
 STARTUP_FAILURES = 3  # consecutive actors dying while loading the pipeline before the job gives up
 
 
@@ -366,7 +369,7 @@ class BatchJob:
         limit = self.o.max_worker_rss_mb
         # the batches already queued on this worker will run too: stop feeding it once
         # they and one more could take it to the limit, and replace it when they are done
-        coming = worker.max_growth * (len(worker.in_flight) + 1)
+        coming = worker.max_growth * RISE_MARGIN * (len(worker.in_flight) + 1)
         if limit and not worker.retiring and value["rss_mb"] + coming >= limit:
             log.info(
                 "recycling worker %s: RSS %.0f MiB + %d batch(es) rising up to %.0f MiB each reaches the limit %.0f MiB",
