@@ -40,7 +40,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from biotag.distill.soft_labels import teacher_fingerprint
+from biotag.distill.soft_labels import SoftLabelCache, teacher_fingerprint
 from biotag.errors import InputError
 from biotag.labels import LabelSchema
 from biotag.models.decoding import LOG_FLOOR
@@ -62,6 +62,7 @@ class Teachers:
         self.type_mode = type_mode
         self.cache_root = cache_root
         self._fingerprints: dict[str, str] = {}
+        self._member_caches: dict[int, SoftLabelCache] = {}
         if not dirs:
             raise InputError("a teacher model directory is needed", field="teacher")
         self.dirs = [str(d) for d in dirs]
@@ -150,14 +151,15 @@ class Teachers:
         return base
 
     def _member_outputs(self, k: int, word_lists: list[list[str]], batch_size: int) -> list[np.ndarray]:
-        """Type teacher ``k``'s word distributions, through its own cache when there is a root."""
+        """Type teacher ``k``'s word distributions, through its own cache when there is a root
+        (opened once per run: the combined cache asks chunk by chunk)."""
         model = self.type_models[k]
         if self.cache_root is None:
             return model.word_distributions(word_lists, batch_size=batch_size)
-        from biotag.distill.soft_labels import SoftLabelCache
-
-        key = hashlib.blake2b(self._member_fingerprint(self.type_dirs[k], model).encode(), digest_size=8).hexdigest()
-        cache = SoftLabelCache(Path(self.cache_root) / "members", key, model.schema)
+        if k not in self._member_caches:
+            key = hashlib.blake2b(self._member_fingerprint(self.type_dirs[k], model).encode(), digest_size=8).hexdigest()
+            self._member_caches[k] = SoftLabelCache(Path(self.cache_root) / "members", key, model.schema)
+        cache = self._member_caches[k]
         cache.add(word_lists, lambda lists: model.word_distributions(lists, batch_size=batch_size))
         return cache.sentence_scores(word_lists)
 

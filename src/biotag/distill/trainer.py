@@ -222,9 +222,10 @@ class DistillTrainer(Trainer):
         gold_words = [e.words for e in self.train_examples]
         soft_words = [e.words for e in self.soft_examples]
         # corpus-aware type teachers label a sentence by its corpus: the corpus is part of its key
-        gold_corpora = [e.key[0] for e in self.train_examples] if self.teachers.corpus_aware else None
-        soft_corpora = [SOFT_CORPUS] * len(soft_words) if self.teachers.corpus_aware else None
-        contexts = gold_corpora + soft_corpora if self.teachers.corpus_aware else None
+        gold_corpora = soft_corpora = contexts = None
+        if self.teachers.corpus_aware:
+            gold_corpora, soft_corpora = [e.key[0] for e in self.train_examples], [SOFT_CORPUS] * len(soft_words)
+            contexts = gold_corpora + soft_corpora
         added = self.cache.add(
             gold_words + soft_words, lambda lists, corpora=None: self.teachers.word_log_probs(lists, corpora, batch_size=c.eval_batch_size), contexts
         )
