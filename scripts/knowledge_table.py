@@ -8,7 +8,8 @@ same corpus, and the median seconds per training epoch.
 
     python scripts/knowledge_table.py [--runs runs/knowledge] [--write docs/results.md]
 
-``--write`` replaces the table between the ``knowledge-table`` markers of that file.
+``--write`` replaces the table between the ``knowledge-table`` markers of that file. Rows of the
+file whose run has no report here (lost with an earlier machine) are kept, not dropped.
 """
 
 from __future__ import annotations
@@ -61,7 +62,39 @@ def main() -> None:
         text = args.write.read_text()
         start, end = "<!-- knowledge-table:start -->\n", "<!-- knowledge-table:end -->"
         before, rest = text.split(start, 1)
-        args.write.write_text(before + start + "\n".join(lines) + "\n" + end + rest.split(end, 1)[1])
+        current, after = rest.split(end, 1)
+        merged = merge_rows(current.splitlines(), lines)
+        args.write.write_text(before + start + "\n".join(merged) + "\n" + end + after)
+
+
+def merge_rows(current: list[str], fresh: list[str]) -> list[str]:
+    """``fresh`` (header first) with the rows of ``current`` that it lacks, keyed by corpus and
+    model: a fresh row replaces its old one in place, one with a new key follows the last row
+    of its corpus, and old rows without a fresh report stay where they were."""
+
+    def cells(row: str) -> list[str]:
+        return [c.strip() for c in row.strip().strip("|").split("|")]
+
+    def key(row: str) -> tuple[str, str]:
+        return tuple(cells(row)[:2])
+
+    def update(old: str) -> str:
+        """The fresh row of ``old``'s run; where the fresh row lacks a cell (its plain reference's
+        report is gone too) and both agree on F1, the old cell stays."""
+        row = fresh_rows.pop(key(old), None)
+        if row is None:
+            return old
+        new_cells, old_cells = cells(row), cells(old)
+        if new_cells[2:4] == old_cells[2:4]:
+            new_cells = [o if n in ("", "—") else n for n, o in zip(new_cells, old_cells)]
+        return "| " + " | ".join(new_cells) + " |"
+
+    header, fresh_rows = fresh[:2], {key(r): r for r in fresh[2:]}
+    merged = [update(r) for r in current[2:] if r.strip()]
+    for k, row in fresh_rows.items():
+        same_corpus = [i for i, r in enumerate(merged) if key(r)[0] == k[0]]
+        merged.insert(same_corpus[-1] + 1 if same_corpus else len(merged), row)
+    return header + merged
 
 
 def table(runs: Path) -> list[str]:
