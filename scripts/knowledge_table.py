@@ -78,6 +78,8 @@ def merge_rows(current: list[str], fresh: list[str]) -> list[str]:
     def key(row: str) -> tuple[str, str]:
         return tuple(cells(row)[:2])
 
+    header, fresh_rows = fresh[:2], {key(r): r for r in fresh[2:]}
+
     def update(old: str) -> str:
         """The fresh row of ``old``'s run; where the fresh row lacks a cell (its plain reference's
         report is gone too) and both agree on F1, the old cell stays."""
@@ -89,7 +91,6 @@ def merge_rows(current: list[str], fresh: list[str]) -> list[str]:
             new_cells = [o if n in ("", "—") else n for n, o in zip(new_cells, old_cells)]
         return "| " + " | ".join(new_cells) + " |"
 
-    header, fresh_rows = fresh[:2], {key(r): r for r in fresh[2:]}
     merged = [update(r) for r in current[2:] if r.strip()]
     for k, row in fresh_rows.items():
         same_corpus = [i for i, r in enumerate(merged) if key(r)[0] == k[0]]

@@ -42,7 +42,7 @@ class DistillConfig(TrainConfig):
 
     ``type_teachers`` are model directories (e.g. the best single-corpus model of each
     corpus) that each predict some of the student's types: for those types they replace the
-    teacher's soft labels by their mean (:class:`biotag.distill.teachers.Teachers`; a
+    teacher's soft labels (:class:`biotag.distill.teachers.Teachers`; a
     ``multilabel`` student only). The teacher then only gives the student its layers, decoder,
     types and whatever types no type teacher predicts. ``type_mode`` ``corpus`` (default): on a
     gold corpus' sentences, the type teachers trained on that corpus teach its types alone;

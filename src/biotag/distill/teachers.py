@@ -145,7 +145,7 @@ class Teachers:
             i = schema.type_index(t)
             for n, sentence in enumerate(base):
                 chosen = members
-                if self.type_mode == "corpus" and corpora is not None:
+                if self.corpus_aware and corpora is not None:
                     chosen = [m for m in members if corpora[n] in self.type_corpora[m[0]]] or members
                 sentence[:, 3 * i : 3 * i + 3] = mean_distribution(np.stack([rows[n] for _, rows in chosen]))
         return base
