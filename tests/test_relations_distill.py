@@ -199,3 +199,68 @@ def test_a_relation_student_learns_unlabelled_pairs_from_the_teacher_only(teache
         RelationDistillConfig(teacher=str(model_dir), dataset=str(corpus), output_dir="x", student_layers=[0], soft_text=[str(text)],
                               weighting="fixed", soft_weight=0.0)
     assert error.value.field == "soft_text"
+
+
+# -- perturbed copies of the gold pairs -----------------------------------------------------------
+def _pair(text: str, head: str, tail: str, label: str | None = "CPR:4"):
+    from biotag.relations.examples import Mention, RelationExample
+
+    h, t = text.index(head), text.rindex(tail)
+    return RelationExample("k1", text, Mention(h, h + len(head), "chemical"), Mention(t, t + len(tail), "gene"), label)
+
+
+def test_perturbed_copies_keep_both_arguments_and_drop_the_label():
+    import random
+
+    from biotag.relations.augment import augmented_examples, perturb
+
+    example = _pair("Low doses of aspirin strongly inhibit the COX-2 enzyme in human platelets today .", "aspirin", "COX-2")
+    pool = (["alpha", "beta"], [1, 1])
+    words = example.text.split()
+    changed = []
+    for seed in range(30):
+        copy = perturb(example, random.Random(seed), 0.5, pool)
+        assert copy.text[copy.head.start : copy.head.end] == "aspirin" and copy.text[copy.tail.start : copy.tail.end] == "COX-2"
+        assert copy.label is None and copy.head.type == "chemical" and copy.tail.type == "gene"
+        assert "  " not in copy.text and not copy.text.startswith(" ")
+        assert set(copy.text.split()) <= set(words) | {"alpha", "beta"}  # deleted or replaced from the pool, nothing else
+        changed.append(copy.text != example.text)
+    assert sum(changed) >= 25  # half the words change at rate 0.5: a copy is almost never the original
+    assert perturb(example, random.Random(1), 0.5, pool).text == perturb(example, random.Random(1), 0.5, pool).text
+    # the argument at the very start and end of the text
+    edge = _pair("aspirin blocks the enzyme made by COX-2", "aspirin", "COX-2")
+    for seed in range(10):
+        copy = perturb(edge, random.Random(seed), 0.9, pool)
+        assert copy.text.startswith("aspirin") and copy.text.endswith("COX-2")
+    copies = augmented_examples([example, edge], 3, rate=0.3, seed=5, exclude_texts=set())
+    assert copies and all(c.key.startswith("augmented:k1:") and c.label is None for c in copies)
+    assert len(copies) <= 6 and all(c.text not in (example.text, edge.text) for c in copies)
+    held_out = {" ".join(copies[0].text.split())}
+    assert all(c.text != copies[0].text for c in augmented_examples([example, edge], 3, rate=0.3, seed=5, exclude_texts=held_out))
+
+
+def test_a_relation_student_learns_perturbed_gold_pairs_from_the_teacher(teacher, tmp_path):
+    from biotag.relations.distill import TEACHER_LOGITS, RelationDistillConfig, RelationDistillTrainer
+
+    model_dir, corpus, _ = teacher
+    config = RelationDistillConfig(
+        teacher=str(model_dir), dataset=str(corpus), output_dir=str(tmp_path / "run"), student_layers=[0], augment_copies=2,
+        augment_rate=0.3, epochs=1, lr=3e-3, batch_size=8, max_length=32, threads=1, checkpoint_every=0,
+    )
+    trainer = RelationDistillTrainer(config)
+    gold = trainer.train_examples[: trainer.n_gold]
+    copies = trainer.train_examples[trainer.n_gold :]
+    assert len(gold) // 2 < len(copies) <= 2 * len(gold)  # two copies each, less those that came out unchanged
+    by_key = {g.key: g for g in gold}
+    for c in copies:
+        source = by_key[c.key.removeprefix("augmented:").rsplit(":", 1)[0]]
+        assert c.label is None and c.text != source.text
+        assert c.text[c.head.start : c.head.end] == source.text[source.head.start : source.head.end]
+    assert (trainer.labels[trainer.n_gold :] == -1).all()
+    with np.load(tmp_path / "run" / TEACHER_LOGITS) as cached:
+        assert cached["logits"].shape[0] == len(trainer.train_examples)
+    for bad, field in (({"augment_copies": -1}, "augment_copies"), ({"augment_rate": 0.0}, "augment_rate"),
+                       ({"augment_copies": 1, "weighting": "fixed", "soft_weight": 0.0}, "augment_copies")):
+        with pytest.raises(InputError) as error:
+            RelationDistillConfig(teacher=str(model_dir), dataset=str(corpus), output_dir="x", student_layers=[0], **bad)
+        assert error.value.field == field

@@ -42,6 +42,7 @@ def register(app: typer.Typer) -> None:
         ),
         soft_limit: Optional[int] = typer.Option(None, help="Read at most this many --soft-text documents (relations: unlabelled pairs)."),
         soft_ner: Optional[Path] = typer.Option(None, help="Relations: the NER model that finds candidate pairs in --soft-text (default: the bundled model)."),
+        augment_copies: Optional[int] = typer.Option(None, help="Relations: perturbed, unlabelled copies of each gold pair for the teacher to label."),
         soft_ratio: Optional[float] = typer.Option(None, help="Unlabelled-text batches per gold batch."),
         soft_top_k: Optional[int] = typer.Option(None, help="Cache the teacher's top-k probabilities (0: its fp16 logits)."),
         soft_cache: Optional[Path] = typer.Option(None, help="Teacher-output cache folder (share it between runs of one teacher)."),
@@ -81,6 +82,7 @@ def register(app: typer.Typer) -> None:
             "checkpoint_every": checkpoint_every, "seed": seed, "threads": threads, "device": device,
             "soft_text": [str(p) for p in soft_text] if soft_text else None, "student_width": student_width, "student_ffn": student_ffn,
             "type_teachers": [str(p) for p in type_teacher] if type_teacher else None, "soft_ner": soft_ner, "type_mode": type_mode,
+            "augment_copies": augment_copies,
         }
         options = {k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None}
         logging.getLogger("biotag").setLevel(logging.INFO)  # long runs show progress (the CLI's handler is set up already)

@@ -74,6 +74,8 @@ class RelationDistillConfig(RelationTrainConfig):
     soft_text: list[str] = field(default_factory=list)
     soft_limit: int | None = None  # unlabelled pairs
     soft_ner: str | None = None  # the NER model that finds them (None: the bundled model)
+    augment_copies: int = 0  # perturbed, unlabelled copies of each gold pair (relations.augment)
+    augment_rate: float = 0.15  # share of a copy's non-argument words deleted or replaced
 
     def __post_init__(self) -> None:
         style, self.style = self.style, self.style or "typed"
@@ -103,8 +105,11 @@ class RelationDistillConfig(RelationTrainConfig):
             self.soft_text = [self.soft_text]
         self.soft_text = [str(p) for p in self.soft_text]
         self._require_int("soft_limit", minimum=1, optional=True)
-        if self.soft_text and self.weighting == "fixed" and not self.soft_weight:
-            raise InputError("unlabelled pairs teach only through soft labels: a soft weight of 0 leaves them nothing", field="soft_text")
+        self._require_int("augment_copies", minimum=0)
+        self._require_in("augment_rate", "(0, 1]")
+        for name in ("soft_text", "augment_copies"):
+            if getattr(self, name) and self.weighting == "fixed" and not self.soft_weight:
+                raise InputError("unlabelled pairs teach only through soft labels: a soft weight of 0 leaves them nothing", field=name)
 
 
 def distill_relations(config: RelationDistillConfig, resume: bool = False) -> Path:
@@ -134,12 +139,18 @@ class RelationDistillTrainer(RelationTrainer):
         self.since = time.perf_counter()  # training speed, not counting the teacher's scoring
 
     def _unlabelled_examples(self, task: RelationTask) -> list:
-        c = self.config
-        if not c.soft_text:
-            return []
-        from biotag.relations.transfer import transfer_examples
+        from biotag.relations.augment import augmented_examples
+        from biotag.relations.transfer import held_out, transfer_examples
 
-        return transfer_examples(c.soft_text, c.dataset, task, ner_model=c.soft_ner, window=c.window, limit=c.soft_limit, threads=c.threads)
+        c = self.config
+        out = []
+        if c.augment_copies:
+            _, exclude_texts = held_out(c.dataset, task, window=c.window)
+            out += augmented_examples(self.train_examples, c.augment_copies, rate=c.augment_rate, seed=c.seed, exclude_texts=exclude_texts)
+            log.info("%d perturbed copies of the %d gold pairs", len(out), len(self.train_examples))
+        if c.soft_text:
+            out += transfer_examples(c.soft_text, c.dataset, task, ner_model=c.soft_ner, window=c.window, limit=c.soft_limit, threads=c.threads)
+        return out
 
     # -- the student ------------------------------------------------------------------------
     def _build_model(self, task: RelationTask) -> RelationClassifier:
@@ -213,6 +224,7 @@ class RelationDistillTrainer(RelationTrainer):
                 "weighting": c.weighting,
                 "kd_temperature": c.kd_temperature,
                 "unlabelled_pairs": len(self.train_examples) - self.n_gold,
+                "augment_copies": c.augment_copies,
                 "soft_text": c.soft_text,
                 "parameters": sum(p.numel() for p in self.model.parameters()),
             }
