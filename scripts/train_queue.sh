@@ -13,6 +13,8 @@ for name in "$@"; do
   corpora=$(python3 -c "import json,sys; print(' '.join('-c ' + c for c in json.load(open(sys.argv[1]))['corpora']))" "$config")
   resume=""; [ -d "$out/checkpoint" ] && resume="--resume"
   echo "$(date -u +%FT%T) start $name $resume" >> runs/queue.log
+  mkdir -p "$(dirname "runs/$name.out")"  # names like knowledge/x log under runs/knowledge/
   flock /tmp/biotag-cpu.lock "$BIOTAG" train --config "$config" $corpora -o "$out" $resume > "runs/$name.out" 2>&1
-  echo "$(date -u +%FT%T) end $name rc=$?" >> runs/queue.log
+  rc=$?
+  echo "$(date -u +%FT%T) end $name rc=$rc" >> runs/queue.log
 done
