@@ -215,7 +215,7 @@ def test_perturbed_copies_keep_both_arguments_and_drop_the_label():
     from biotag.relations.augment import augmented_examples, perturb
 
     example = _pair("Low doses of aspirin strongly inhibit the COX-2 enzyme in human platelets today .", "aspirin", "COX-2")
-    pool = (["alpha", "beta"], [1, 1])
+    pool = (["alpha", "beta"], [1, 2])  # cumulative weights: equally likely
     words = example.text.split()
     changed = []
     for seed in range(30):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
+from itertools import accumulate
 from typing import Sequence
 
 from biotag.relations.examples import Mention, RelationExample
@@ -23,14 +24,17 @@ _WORD = re.compile(r"\S+")
 
 
 def _word_pool(examples: Sequence[RelationExample]) -> tuple[list[str], list[int]]:
+    """The words of ``examples`` and their cumulative counts (drawing with cumulative weights
+    is a bisection; plain weights would be summed again on every draw)."""
     counts = Counter(word for e in examples for word in _WORD.findall(e.text))
     words = sorted(counts)
-    return words, [counts[w] for w in words]
+    return words, list(accumulate(counts[w] for w in words))
 
 
 def perturb(example: RelationExample, rng: random.Random, rate: float, pool: tuple[list[str], list[int]]) -> RelationExample:
     """One copy of ``example`` with about ``rate`` of its non-argument words deleted or
-    replaced; argument offsets follow the edits."""
+    replaced by a word of ``pool`` (words, cumulative weights); argument offsets follow the
+    edits."""
     head, tail = example.head, example.tail
     pieces: list[str] = []  # the new text, built left to right
     shift: dict[int, int] = {}  # old offset -> new offset, for argument boundaries
@@ -58,7 +62,7 @@ def perturb(example: RelationExample, rng: random.Random, rate: float, pool: tup
             while end < len(example.text) and example.text[end].isspace():
                 end += 1
         else:
-            word = rng.choices(pool[0], weights=pool[1])[0]
+            word = rng.choices(pool[0], cum_weights=pool[1])[0]
             pieces.append(word)
             length += len(word)
         pos = end

@@ -143,13 +143,17 @@ class RelationDistillTrainer(RelationTrainer):
         from biotag.relations.transfer import held_out, transfer_examples
 
         c = self.config
+        if not (c.augment_copies or c.soft_text):
+            return []
+        exclude = held_out(c.dataset, task, window=c.window)  # read once for both sources
         out = []
         if c.augment_copies:
-            _, exclude_texts = held_out(c.dataset, task, window=c.window)
-            out += augmented_examples(self.train_examples, c.augment_copies, rate=c.augment_rate, seed=c.seed, exclude_texts=exclude_texts)
+            out += augmented_examples(self.train_examples, c.augment_copies, rate=c.augment_rate, seed=c.seed, exclude_texts=exclude[1])
             log.info("%d perturbed copies of the %d gold pairs", len(out), len(self.train_examples))
         if c.soft_text:
-            out += transfer_examples(c.soft_text, c.dataset, task, ner_model=c.soft_ner, window=c.window, limit=c.soft_limit, threads=c.threads)
+            out += transfer_examples(
+                c.soft_text, c.dataset, task, ner_model=c.soft_ner, window=c.window, limit=c.soft_limit, threads=c.threads, exclude=exclude
+            )
         return out
 
     # -- the student ------------------------------------------------------------------------

@@ -79,14 +79,16 @@ def transfer_examples(
     window: int = 1,
     limit: int | None = None,
     threads: int | None = None,
+    exclude: tuple[set[str], set[str]] | None = None,
 ) -> list[RelationExample]:
     """Unlabelled pairs from the text files ``paths`` (``.jsonl`` or ``.txt``, read as by
     ``biotag pretrain``), tagged by ``ner_model`` (default: the bundled model), with
-    ``dataset``'s devel and test documents and texts left out; keys are ``unlabelled:<key>``."""
+    ``dataset``'s devel and test documents and texts left out (``exclude``: those ids and
+    texts when the caller has read them already); keys are ``unlabelled:<key>``."""
     from biotag.api import load
     from biotag.pretrain.data import read_text_file, unique
 
-    exclude_ids, exclude_texts = held_out(dataset, task, window=window)
+    exclude_ids, exclude_texts = exclude if exclude is not None else held_out(dataset, task, window=window)
     annotator = load(ner_model, threads=threads, steps="ner")
     missing = [t for pair in task.pairs for t in pair if t not in annotator.types]
     if missing:
