@@ -47,5 +47,6 @@ def toy_trained(tmp_path_factory):
     config = TrainConfig(
         corpora=[str(corpus)], output_dir=str(root / "model"), encoder=str(encoder), unify_types=False,
         epochs=10, lr=3e-3, batch_size=8, max_length=32, threads=1, patience=0, checkpoint_every=0,
+        dictionary_features=False, shape_features=False,  # the plain model; features have their own tests
     )
     return train(config), corpus

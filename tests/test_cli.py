@@ -131,3 +131,25 @@ def test_train_takes_corpora_and_output_from_the_config(tmp_path, monkeypatch):
     assert (seen[-1].corpora, seen[-1].output_dir) == (["s800"], str(tmp_path / "other"))
     result = runner.invoke(app, ["train", "-c", "s800"])
     assert result.exit_code == 2 and "--output" in result.output and len(seen) == 2
+
+
+def test_train_feature_options_override_the_default_recipe(tmp_path, monkeypatch):
+    """Dictionary and shape features are on unless turned off; --dictionaries swaps in a
+    saved dictionary folder and cannot go with --no-dictionary-features."""
+    import biotag.training
+
+    seen = []
+    monkeypatch.setattr(biotag.training, "train", lambda cfg, resume=False: seen.append(cfg) or tmp_path)
+    base = ["train", "-c", "ncbi-disease", "-o", str(tmp_path / "out")]
+    assert runner.invoke(app, base).exit_code == 0
+    assert (seen[-1].dictionary_features, seen[-1].shape_features) == (True, True)
+    assert runner.invoke(app, base + ["--no-dictionary-features", "--no-shape-features", "--feature-dropout", "0.3"]).exit_code == 0
+    assert (seen[-1].dictionary_features, seen[-1].shape_features, seen[-1].feature_dropout) == (False, False, 0.3)
+    assert runner.invoke(app, base + ["--dictionaries", str(tmp_path / "dict")]).exit_code == 0
+    assert seen[-1].dictionary_features == str(tmp_path / "dict")
+    config = tmp_path / "plain.json"  # a config's explicit choice holds unless an option overrides it
+    config.write_text(json.dumps({"corpora": ["s800"], "output_dir": str(tmp_path / "p"), "dictionary_features": False}))
+    assert runner.invoke(app, ["train", "--config", str(config)]).exit_code == 0
+    assert (seen[-1].dictionary_features, seen[-1].shape_features) == (False, True)
+    result = runner.invoke(app, base + ["--dictionaries", str(tmp_path / "dict"), "--no-dictionary-features"])
+    assert result.exit_code != 0 and "dictionaries" in result.output and len(seen) == 4

@@ -168,6 +168,7 @@ def crf_model(tmp_path_factory):
         corpora=[str(write_toy_corpus(root / "toy", n_train=80, n_devel=20))], output_dir=str(root / "run"),
         encoder=str(make_tiny_encoder(root / "encoder")), unify_types=False, epochs=6, lr=3e-3, batch_size=8,
         max_length=32, threads=1, patience=0, checkpoint_every=0, decoder="crf",
+        dictionary_features=False, shape_features=False,
     )
     return train(config)
 

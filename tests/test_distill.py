@@ -665,7 +665,8 @@ def test_a_distilled_student_teaches_with_the_type_mapping_it_learned(tmp_path):
     corpus = write_toy_corpus(tmp_path / "toy", n_train=16, n_devel=4, entity_type="Disease")  # unified: "disease"
     encoder = make_tiny_encoder(tmp_path / "encoder")
     common = dict(corpora=[str(corpus)], batch_size=8, max_length=32, threads=1, checkpoint_every=0, max_steps=2)
-    teacher = train(TrainConfig(output_dir=str(tmp_path / "teacher"), encoder=str(encoder), unify_types=True, **common))
+    plain = dict(dictionary_features=False, shape_features=False)
+    teacher = train(TrainConfig(output_dir=str(tmp_path / "teacher"), encoder=str(encoder), unify_types=True, **common, **plain))
     assert TokenClassifier.from_pretrained(teacher).schema.types == ("disease",)
     first = distill(DistillConfig(teacher=str(teacher), output_dir=str(tmp_path / "first"), student_layers=[1], **common))
     assert TokenClassifier.from_pretrained(first).card["distillation"]["unify_types"] is True
@@ -675,7 +676,7 @@ def test_a_distilled_student_teaches_with_the_type_mapping_it_learned(tmp_path):
     assert [c["types"] for c in data["corpora"].values()] == [["disease"]]  # gold labels reach the student
     # a corpus that annotates none of the model's types is an error, not a run on "O" alone
     with pytest.raises(InputError, match="none of the model's types") as info:
-        train(TrainConfig(output_dir=str(tmp_path / "plain"), encoder=str(encoder), unify_types=False, types=["disease"], **common))
+        train(TrainConfig(output_dir=str(tmp_path / "plain"), encoder=str(encoder), unify_types=False, types=["disease"], **common, **plain))
     assert info.value.field == "corpora" and "Disease" in str(info.value)
 
 

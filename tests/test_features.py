@@ -179,6 +179,33 @@ def test_training_config_validates_feature_options(tmp_path):
         assert error.value.field == field
 
 
+def test_the_default_training_recipe_is_dictionary_shape_and_crf(tmp_path):
+    """The recipe that won the ablation (issue 9) is what `biotag train` does unless told
+    otherwise; a distillation student keeps features opt-in (they cost speed)."""
+    from biotag.distill.config import DistillConfig
+    from biotag.training import TrainConfig
+
+    config = TrainConfig(corpora=["x"], output_dir=str(tmp_path))
+    assert (config.dictionary_features, config.shape_features, config.decoder) == (True, True, "crf")
+    student = DistillConfig(corpora=["x"], output_dir=str(tmp_path), teacher="t", encoder="e")
+    assert (student.dictionary_features, student.shape_features) == (False, False)
+
+
+def test_missing_default_dictionaries_are_one_clear_error(tmp_path, monkeypatch):
+    """Training with the default recipe where the shared dictionaries are absent stops
+    before any training, naming the setting and how to turn it off."""
+    from biotag.training import TrainConfig, train
+
+    monkeypatch.setenv("BIOTAG_DATA", str(tmp_path / "no-data"))
+    corpus = write_toy_corpus(tmp_path / "toy", n_train=4, n_devel=2)
+    config = TrainConfig(corpora=[str(corpus)], output_dir=str(tmp_path / "run"), encoder=str(make_tiny_encoder(tmp_path / "enc")),
+                         unify_types=False, max_length=32, threads=1, max_steps=1)
+    with pytest.raises(InputError, match="--no-dictionary-features") as error:
+        train(config)
+    assert error.value.field == "dictionary_features" and "no-data" in str(error.value)
+    assert not (tmp_path / "run" / "model").exists()
+
+
 @pytest.fixture(scope="module")
 def feature_model(tmp_path_factory, matcher):
     """A tiny model trained with dictionary + shape features (dictionary of the toy
@@ -256,3 +283,29 @@ def test_default_dictionaries_read_with_the_linking_parsers(shared_data, tmp_pat
     matcher = DictionaryMatcher.build(names, ("cell_type",))
     assert (1, 3, "cell_type") in [(m.start, m.end, m.type) for m in matcher.matches("activated T cell responses".split())]
     assert matcher.info["counts"]["keys"] > 1000
+
+
+def test_the_dictionary_cache_follows_file_content_not_modification_time(tmp_path):
+    """A re-mounted or copied data folder (new mtimes, same bytes) keeps the cached
+    matcher; changed bytes build a new one."""
+    import os
+    import shutil
+
+    from biotag.features.sources import DEFAULT_SOURCES, _fingerprint
+    from biotag.linking.sources import get_source
+
+    root = tmp_path / "dictionaries"
+    for names in DEFAULT_SOURCES.values():
+        for name in names:
+            for relative in get_source(name).files:
+                (root / relative).parent.mkdir(parents=True, exist_ok=True)
+                (root / relative).write_bytes(relative.encode())
+    first, _ = _fingerprint(DEFAULT_SOURCES, root)
+    copy = shutil.copytree(root, tmp_path / "copy")
+    for path in copy.rglob("*"):
+        os.utime(path, (1, 1))
+    assert _fingerprint(DEFAULT_SOURCES, copy)[0] == first
+    some_file = next(p for p in copy.rglob("*") if p.is_file())
+    some_file.write_bytes(b"other bytes")
+    os.utime(some_file, (1, 1))
+    assert _fingerprint(DEFAULT_SOURCES, copy)[0] != first

@@ -50,6 +50,8 @@ def toy_config(tmp_path: Path, encoder: Path, corpus: Path, name: str, **changes
         threads=1,
         patience=0,
         checkpoint_every=0,
+        dictionary_features=False,  # plain toy models; tests/test_features.py trains with features
+        shape_features=False,
     )
     settings.update(changes)
     return TrainConfig(**settings)

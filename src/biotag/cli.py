@@ -127,9 +127,16 @@ def train(
     threads: Optional[int] = typer.Option(None),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     decoder: Optional[str] = typer.Option(None, help="crf (a CRF layer; the default), viterbi (BIO-constrained) or greedy."),
+    dictionary_features: Optional[bool] = typer.Option(
+        None, "--dictionary-features/--no-dictionary-features", help="Per-word matches of the shared dictionaries (default: on; docs/features.md)."
+    ),
+    dictionaries: Optional[Path] = typer.Option(None, "--dictionaries", help="Use this folder saved by DictionaryMatcher.save instead of the shared dictionaries."),
+    shape_features: Optional[bool] = typer.Option(None, "--shape-features/--no-shape-features", help="Word shape flags from the cased text (default: on)."),
+    feature_dropout: Optional[float] = typer.Option(None, help="Chance of hiding a dictionary match in training (default 0.1)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoint."),
 ) -> None:
-    """Fine-tune a token-classification model on one or several corpora."""
+    """Fine-tune a token-classification model on one or several corpora (dictionary + shape
+    features and a CRF by default: the recipe that won the ablation of docs/results.md)."""
     from biotag.training import TrainConfig, train as run_training
 
     overrides = {
@@ -146,8 +153,13 @@ def train(
         "threads": threads,
         "device": device,
         "decoder": decoder,
+        "dictionary_features": str(dictionaries) if dictionaries is not None else dictionary_features,
+        "shape_features": shape_features,
+        "feature_dropout": feature_dropout,
     }
     try:
+        if dictionaries is not None and dictionary_features is False:
+            raise InputError("--dictionaries names the dictionary to use; it cannot go with --no-dictionary-features", field="dictionaries")
         if config is None:
             missing = [name for name, value in (("--corpus", corpus), ("--output", output)) if not value]
             if missing:

@@ -70,6 +70,10 @@ class DistillConfig(TrainConfig):
     encoder: str | None = None  # the student encoder (or student_layers)
     scheme: str | None = None  # the teacher's
     unify_types: bool | None = None  # None: as the teacher was trained (its card), else True
+    # a student's own word features stay opt-in: they cost speed, and hidden-state and
+    # attention transfer cannot be combined with them
+    dictionary_features: bool | str = False
+    shape_features: bool = False
     teacher: str | list[str] = ""
     type_teachers: list[str] = field(default_factory=list)
     type_mode: str = "corpus"  # how type teachers share a type: corpus (a corpus' own teacher first) or mean

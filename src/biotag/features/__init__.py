@@ -96,7 +96,15 @@ def feature_extractor(dictionary: bool | str | None, shape: bool) -> FeatureExtr
     if dictionary is True:
         from biotag.features.sources import default_matcher
 
-        matcher = default_matcher()
+        try:
+            matcher = default_matcher()
+        except InputError as error:  # say which setting needs the files and how to do without them
+            raise InputError(
+                f"{error.message}; dictionary features (on by default) need the shared dictionaries: set BIOTAG_DATA, "
+                "give a saved dictionary folder, or turn them off (--no-dictionary-features, \"dictionary_features\": false)",
+                path=error.path,
+                field="dictionary_features",
+            ) from error
     elif dictionary:
         matcher = DictionaryMatcher.load(dictionary)
     return FeatureExtractor(matcher, shape)
