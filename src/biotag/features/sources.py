@@ -68,7 +68,7 @@ def _fingerprint(sources: dict[str, tuple[str, ...]], root: str | Path | None) -
         for source_name in names:
             for path in get_source(source_name).paths(root):
                 # the content, not the modification time: a re-mounted or copied data folder
-                # keeps its cache (hashing the ~30 MB takes a tenth of a second)
+                # keeps its cache (hashing the ~30 MB takes about 0.1 s)
                 with path.open("rb") as handle:
                     digest = hashlib.file_digest(handle, "sha1").hexdigest()
                 files.append({"source": source_name, "file": path.name, "bytes": path.stat().st_size, "sha1": digest})
