@@ -152,3 +152,17 @@ def mutate(draw, data: bytes, pieces: list[bytes], look_back: int = 20) -> bytes
         elif draw(st.booleans()):  # truncate, half as often as the others
             del out[position:]
     return bytes(out)
+
+
+def perturbed_copy(model_dir: str | Path, target: str | Path, seed: int) -> Path:
+    """A copy of the NER model in ``model_dir`` whose classifier got seeded random noise: a
+    second model that disagrees with the first, for ensembles."""
+    import torch
+
+    from biotag.models.token_classifier import TokenClassifier
+
+    model = TokenClassifier.from_pretrained(model_dir)
+    with torch.no_grad():
+        weight = model.network.classifier.weight
+        weight.add_(torch.randn(weight.shape, generator=torch.Generator().manual_seed(seed)))
+    return model.save_pretrained(target)

@@ -22,7 +22,7 @@ from biotag.distill.trainer import layer_pairs, word_hidden_states
 from biotag.errors import InputError
 from biotag.labels import LabelSchema
 from biotag.models.token_classifier import TokenClassifier
-from helpers import TINY_WORDS, make_tiny_encoder, tiny_vocab
+from helpers import TINY_WORDS, make_tiny_encoder, perturbed_copy, tiny_vocab
 
 BIO = LabelSchema(("gene", "disease"), "bio")
 MULTI = LabelSchema(("gene", "disease"), "multilabel")
@@ -220,17 +220,10 @@ def test_word_alignment_with_a_different_tokenizer(tiny_teacher, tmp_path):
     assert scores.shape == (len(words), BIO.num_outputs)
 
 
-def _perturbed_copy(model_dir: Path, target: Path, seed: int) -> Path:
-    model = TokenClassifier.from_pretrained(model_dir)
-    with torch.no_grad():
-        model.network.classifier.weight.add_(torch.randn(model.network.classifier.weight.shape, generator=torch.Generator().manual_seed(seed)))
-    return model.save_pretrained(target)
-
-
 def test_an_ensemble_averages_its_teachers_distributions(tiny_teacher, tmp_path):
     from biotag.distill.teachers import Teachers
 
-    other = _perturbed_copy(tiny_teacher, tmp_path / "other", seed=3)
+    other = perturbed_copy(tiny_teacher, tmp_path / "other", seed=3)
     words = [["The", "Aspirin", "dose", "."], ["BRCA", "of", "the", "Mouse"]]
     single, ensemble = Teachers([tiny_teacher]), Teachers([tiny_teacher, other])
     mine, theirs = single.word_log_probs(words), Teachers([other]).word_log_probs(words)
@@ -257,7 +250,7 @@ def test_type_teachers_teach_the_types_they_predict(tmp_path):
 
     def model(schema, name, seed):
         saved = TokenClassifier.from_encoder(encoder, schema, max_length=32).save_pretrained(tmp_path / f"{name}-0")
-        return _perturbed_copy(saved, tmp_path / name, seed=seed)
+        return perturbed_copy(saved, tmp_path / name, seed=seed)
 
     primary = model(MULTI, "primary", 1)
     gene_bio = model(LabelSchema(("gene",), "bio"), "gene-bio", 2)
@@ -282,7 +275,7 @@ def test_type_teachers_teach_the_types_they_predict(tmp_path):
     assert np.allclose(np.exp(type_log_probs(BIO, two, "disease")), [[0.8, 0.15, 0.05]])
     assert both.fingerprint() == Teachers([primary], [gene_multi, gene_bio]).fingerprint() != Teachers([primary]).fingerprint()
     # every type taught by type teachers: the primary neither runs nor keys the cache
-    other = _perturbed_copy(primary, tmp_path / "other-primary", seed=9)
+    other = perturbed_copy(primary, tmp_path / "other-primary", seed=9)
     disease = model(LabelSchema(("disease",), "bio"), "disease-bio", 4)
     full, full_other = Teachers([primary], [gene_bio, disease]), Teachers([other], [gene_bio, disease])
     assert full.primary_types == [] and full.fingerprint() == full_other.fingerprint()
@@ -303,7 +296,7 @@ def test_corpus_aware_type_teachers_let_a_corpus_own_teacher_teach_its_types(tmp
 
     def model(schema, name, seed, corpus=None):
         saved = TokenClassifier.from_encoder(encoder, schema, max_length=32).save_pretrained(tmp_path / f"{name}-0")
-        copy = TokenClassifier.from_pretrained(_perturbed_copy(saved, tmp_path / f"{name}-1", seed=seed))
+        copy = TokenClassifier.from_pretrained(perturbed_copy(saved, tmp_path / f"{name}-1", seed=seed))
         return copy.save_pretrained(tmp_path / name, card={"data": {corpus: {"types": list(schema.types)}}} if corpus else None)
 
     primary = model(MULTI, "primary", 1)
@@ -550,7 +543,7 @@ def test_cli_distills_from_an_ensemble_of_teachers_with_different_tokenizers(toy
     from biotag.cli import app
 
     teacher, corpus = toy_trained
-    other = _perturbed_copy(with_other_tokenizer(teacher, tmp_path / "chars"), tmp_path / "chars-perturbed", seed=5)
+    other = perturbed_copy(with_other_tokenizer(teacher, tmp_path / "chars"), tmp_path / "chars-perturbed", seed=5)
     out = tmp_path / "student"
     args = ["distill", "-t", str(teacher), "-t", str(other), "-c", str(corpus), "--student-layers", "1", "-o", str(out),
             "--epochs", "2", "--lr", "3e-3", "--batch-size", "8", "--max-length", "32", "--threads", "1"]

@@ -30,11 +30,22 @@ def default_model_path() -> Path:
     return Path(env) if env else DEFAULT_MODEL
 
 
-def load_predictor(path: str | os.PathLike | None = None, *, threads: int | None = None, backend: str = "auto", decoder: str | None = None):
+def load_predictor(
+    path: str | os.PathLike | Sequence[str | os.PathLike] | None = None, *, threads: int | None = None, backend: str = "auto", decoder: str | None = None
+):
     """A word-level predictor from a model directory: the ONNX Runtime engine when the
     directory holds an ONNX export (``backend="auto"`` or ``"onnx"``), else PyTorch.
     ``decoder`` (greedy, viterbi or crf) replaces the decoder the model was saved with,
-    to compare decoders on one set of weights."""
+    to compare decoders on one set of weights. A list of two or more directories gives an
+    :class:`~biotag.models.ensemble.EnsemblePredictor` (the mean of their word
+    distributions, decoded with ``viterbi`` or ``greedy``)."""
+    if isinstance(path, (list, tuple)):
+        if len(path) > 1:
+            from biotag.models.ensemble import EnsemblePredictor
+
+            members = [_load_predictor(p, threads=threads, backend=backend) for p in path]
+            return EnsemblePredictor(members, names=[str(p) for p in path], decoder=decoder or "viterbi")
+        path = path[0] if path else None
     predictor = _load_predictor(path, threads=threads, backend=backend)
     if decoder is not None:
         set_decoder(predictor, decoder)

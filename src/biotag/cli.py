@@ -174,14 +174,16 @@ def train(
 
 @app.command()
 def evaluate(
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model directory (default: the bundled model)."),
+    model: Optional[List[Path]] = typer.Option(
+        None, "--model", "-m", help="Model directory (default: the bundled model); repeat it to evaluate an ensemble (mean of the models' word distributions)."
+    ),
     corpus: str = typer.Option(..., "--corpus", "-c", help="Corpus name or path."),
     split: str = typer.Option("test", help="train, devel or test."),
     backend: str = typer.Option("auto", help="auto, onnx or torch."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report as JSON here."),
-    decoder: Optional[str] = typer.Option(None, help="Decode with greedy, viterbi or crf instead of the model's own decoder."),
+    decoder: Optional[str] = typer.Option(None, help="Decode with greedy, viterbi or crf instead of the model's own decoder (an ensemble: viterbi or greedy)."),
 ) -> None:
-    """Strict entity-level P/R/F1 of a model on a corpus split."""
+    """Strict entity-level P/R/F1 of a model (or an ensemble of models) on a corpus split."""
     from biotag.api import load_predictor
     from biotag.corpora import read_corpus, resolve
     from biotag.entity_types import default_type_map

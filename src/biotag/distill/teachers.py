@@ -44,6 +44,7 @@ from biotag.distill.soft_labels import SoftLabelCache, teacher_fingerprint
 from biotag.errors import InputError
 from biotag.labels import LabelSchema
 from biotag.models.decoding import LOG_FLOOR
+from biotag.models.ensemble import mean_distribution
 from biotag.models.token_classifier import TokenClassifier
 
 TYPE_MODES = ("corpus", "mean")
@@ -162,11 +163,6 @@ class Teachers:
         cache = self._member_caches[k]
         cache.add(word_lists, lambda lists: model.word_distributions(lists, batch_size=batch_size))
         return cache.sentence_scores(word_lists)
-
-
-def mean_distribution(log_probs: np.ndarray) -> np.ndarray:
-    """The mean of the members' distributions (axis 0, as log-probabilities), floored."""
-    return np.maximum(np.log(np.mean(np.exp(log_probs), axis=0)), LOG_FLOOR).astype(np.float32)
 
 
 def type_log_probs(schema: LabelSchema, log_probs: np.ndarray, entity_type: str) -> np.ndarray:
