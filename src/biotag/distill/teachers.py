@@ -213,6 +213,4 @@ class OnnxTeacher:
         return self
 
     def word_distributions(self, word_lists: list[list[str]], *, batch_size: int = 32) -> list[np.ndarray]:
-        from biotag.models.decoding import word_log_probs
-
-        return [word_log_probs(self.schema, s, self.crf) for s in self.engine.predict_words(word_lists, batch_size=batch_size)]
+        return self.engine.word_distributions(word_lists, batch_size=batch_size)

@@ -1,9 +1,9 @@
 """Several trained NER models used as one predictor.
 
-Each member hands over its own label distribution at each word (a CRF model its marginals,
-others the softmax of their scores: :func:`~biotag.models.decoding.word_log_probs`); the
-ensemble's distribution is the mean of the members', and its spans are the BIO-constrained
-Viterbi path through the mean. Members meet on words, so they may use different encoders,
+Each member hands over its own label distribution at each word (``word_distributions`` of the
+PyTorch model or the ONNX Runtime engine: a CRF model's marginals, others the softmax of their
+scores); the ensemble's distribution is the mean of the members', and its spans are the
+BIO-constrained Viterbi path through the mean. Members meet on words, so they may use different encoders,
 tokenizers, backends (PyTorch or an ONNX export) and decoders, but they must predict the same
 types with the same scheme. This is the averaged soft label that an ensemble of teachers
 gives a student (:mod:`biotag.distill.teachers`), used here to predict and to be evaluated.
@@ -20,7 +20,7 @@ import numpy as np
 
 from biotag.errors import InputError
 from biotag.labels import LabelSchema, TokenSpan
-from biotag.models.decoding import LOG_FLOOR, decode_scores, word_log_probs
+from biotag.models.decoding import LOG_FLOOR, decode_scores
 
 ENSEMBLE_DECODERS = ("viterbi", "greedy")
 
@@ -28,17 +28,6 @@ ENSEMBLE_DECODERS = ("viterbi", "greedy")
 def mean_distribution(log_probs: np.ndarray) -> np.ndarray:
     """The mean of the members' distributions (axis 0, as log-probabilities), floored."""
     return np.maximum(np.log(np.mean(np.exp(log_probs), axis=0)), LOG_FLOOR).astype(np.float32)
-
-
-def member_distributions(member, word_lists: list[list[str]], *, batch_size: int = 32) -> list[np.ndarray]:
-    """One predictor's word distributions as log-probabilities: its own ``word_distributions``
-    when it has one, else computed from its scores and CRF (an ONNX Runtime engine)."""
-    own = getattr(member, "word_distributions", None)
-    if own is not None:
-        return own(word_lists, batch_size=batch_size)
-    crf = getattr(member, "crf", None)
-    params = crf.params() if hasattr(crf, "params") else crf
-    return [word_log_probs(member.schema, s, params) for s in member.predict_words(word_lists, batch_size=batch_size)]
 
 
 class EnsemblePredictor:
@@ -83,11 +72,8 @@ class EnsemblePredictor:
     def predict_words(self, word_lists: list[list[str]], *, batch_size: int = 32) -> list[np.ndarray]:
         """Per word list, float32 ``[n_words, num_outputs]``: the members' mean distribution as
         log-probabilities, in input order."""
-        outputs = [member_distributions(m, word_lists, batch_size=batch_size) for m in self.members]
+        outputs = [m.word_distributions(word_lists, batch_size=batch_size) for m in self.members]
         return [mean_distribution(np.stack(rows)) for rows in zip(*outputs)]
-
-    def word_distributions(self, word_lists: list[list[str]], *, batch_size: int = 32) -> list[np.ndarray]:
-        return self.predict_words(word_lists, batch_size=batch_size)
 
     def decode(self, scores: np.ndarray, *, constrained: bool = True) -> list[tuple[TokenSpan, float]]:
         return decode_scores(self.schema, scores, self.decoder, constrained=constrained)

@@ -212,6 +212,13 @@ class OnnxTokenClassifier:
             self.encoder, self._run_batch, word_lists, self.schema.num_outputs, batch_size, features=self.features
         )
 
+    def word_distributions(self, word_lists: list[list[str]], *, batch_size: int = 32) -> list[np.ndarray]:
+        """Per word, the model's label distribution as log-probabilities (CRF marginals for
+        a CRF model), as :meth:`TokenClassifier.word_distributions` gives them."""
+        from biotag.models.decoding import word_log_probs
+
+        return [word_log_probs(self.schema, s, self.crf) for s in self.predict_words(word_lists, batch_size=batch_size)]
+
     def decode(self, scores: np.ndarray, *, constrained: bool = True) -> list[tuple[TokenSpan, float]]:
         from biotag.models.decoding import decode_scores
 
