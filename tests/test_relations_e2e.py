@@ -100,6 +100,11 @@ def test_export_int8_and_evaluate_both_backends(tmp_path):
 
     ops = {n.op_type for n in onnx.load(str(tmp_path / "int8-fe" / "model.int8.onnx")).graph.node}
     assert ops & {"DynamicQuantizeMatMul", "MatMulInteger", "QAttention"} and "QEmbedLayerNormalization" not in ops
+    # --full-range reaches the relation exporter: 8-bit weights, recorded in biotag.json
+    result = runner.invoke(app, ["export", str(model_dir), "-o", str(tmp_path / "int8-full"), "--quantize", "int8", "--full-range"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "int8-full" / "biotag.json").read_text())["onnx"]["weight_bits"] == 8
+    assert meta["onnx"]["weight_bits"] == 7
     # compression options belong to NER exports: refused, not silently ignored
     refused = runner.invoke(app, ["export", str(model_dir), "-o", str(tmp_path / "pruned"), "--prune-heads", "0.5"])
     assert refused.exit_code != 0 and "--prune-heads" in refused.output and not (tmp_path / "pruned").exists()

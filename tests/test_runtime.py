@@ -154,6 +154,52 @@ def test_int8_with_float_embeddings_quantizes_only_the_matrix_products(root, tor
     assert json.loads((out / "biotag.json").read_text())["onnx"]["quantize"] == "int8-fp32-embeddings"
 
 
+def _int8_weights(path: Path) -> list[np.ndarray]:
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    return [numpy_helper.to_array(t) for t in graph.initializer if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 2]
+
+
+def test_full_range_export_uses_8_bit_weights_and_is_closer(root, torch_models, int8_export):
+    full = export_onnx(torch_models["multilabel"], root / "int8-full", quantize="int8", full_range=True)
+    reduced_weights, full_weights = _int8_weights(int8_export / "model.int8.onnx"), _int8_weights(full / "model.int8.onnx")
+    assert reduced_weights and len(full_weights) == len(reduced_weights)
+    assert max(int(np.abs(w.astype(np.int16)).max()) for w in reduced_weights) <= 64  # reduce_range: 7 bits
+    assert min(int(np.abs(w.astype(np.int16)).max()) for w in full_weights) > 100  # each channel's peak reaches 127
+    expected = TokenClassifier.from_pretrained(torch_models["multilabel"]).predict_words(WORD_LISTS)
+
+    def mean_error(directory: Path) -> float:
+        scores = OnnxTokenClassifier.from_pretrained(directory, threads=1).predict_words(WORD_LISTS)
+        return float(np.mean(np.concatenate([np.abs(s - e).ravel() for s, e in zip(scores, expected)])))
+
+    print(f"mean |logit error| 7-bit {mean_error(int8_export):.5f}, 8-bit {mean_error(full):.5f}")
+    assert mean_error(full) < mean_error(int8_export)
+    records = [json.loads((d / "biotag.json").read_text())["onnx"] for d in (int8_export, full)]
+    assert [r["weight_bits"] for r in records] == [7, 8]
+
+
+def test_full_range_models_warn_on_cpus_without_vnni(tmp_path, caplog):
+    from biotag.runtime.engine import cpu_has_vnni, warn_if_saturating
+
+    full, reduced = {"quantize": "int8", "weight_bits": 8}, {"quantize": "int8", "weight_bits": 7}
+    with caplog.at_level("WARNING", logger="biotag.runtime.engine"):
+        assert warn_if_saturating(Path("m.onnx"), full, has_vnni=False)
+        assert not warn_if_saturating(Path("m.onnx"), full, has_vnni=True)
+        assert not warn_if_saturating(Path("m.onnx"), reduced, has_vnni=False)
+        assert not warn_if_saturating(Path("m.onnx"), {"quantize": "none", "weight_bits": None}, has_vnni=False)
+    assert len(caplog.records) == 1 and "--full-range" in caplog.records[0].getMessage()
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.write_text("processor : 0\nflags : fpu sse2 avx2 fma\n")
+    new.write_text("processor : 0\nflags : fpu sse2 avx2 avx512f avx512_vnni\n")
+    import platform
+
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        assert cpu_has_vnni(str(old)) is False and cpu_has_vnni(str(new)) is True
+        assert cpu_has_vnni(str(tmp_path / "missing")) is None
+
+
 def test_static_quantization_calibrates(root, torch_models):
     out = export_onnx(torch_models["bio"], root / "static", quantize="static", calibration_words=WORD_LISTS * 2)
     model_file = out / "model.static.onnx"

@@ -10,6 +10,12 @@ import typer
 
 from biotag.errors import BiotagError
 
+FULL_RANGE_HELP = (
+    "8-bit int8 weights instead of ONNX Runtime's 7-bit reduce_range: more accurate, for CPUs "
+    "with VNNI/AMX int8 instructions (avx512_vnni, avx_vnni) or ARM; on older x86 CPUs the "
+    "u8s8 kernels can saturate, which reduce_range avoids"
+)
+
 
 def calibration_sentences(path: Path, limit: int) -> list[list[str]]:
     """Word lists of the first ``limit`` sentences of any readable document file."""
@@ -87,6 +93,7 @@ def register(app: typer.Typer) -> None:
         calibration_sentences_count: int = typer.Option(256, "--calibration-sentences", min=1, help="Sentences of --calibration to use."),
         opset: int = typer.Option(17, help="ONNX opset."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model directory at --output."),
+        full_range: bool = typer.Option(False, "--full-range", help=FULL_RANGE_HELP + "."),
         prune_heads: float = typer.Option(0.0, "--prune-heads", min=0.0, max=0.99, help="Share of attention heads to remove, least important first (BERT-style encoders)."),
         prune_ffn: float = typer.Option(0.0, "--prune-ffn", min=0.0, max=0.99, help="Share of each layer's FFN neurons to remove."),
         drop_layers: str = typer.Option("", "--drop-layers", help="Encoder layers to remove, e.g. 1,3,5."),
@@ -113,7 +120,7 @@ def register(app: typer.Typer) -> None:
                 given = [name for name, value in ner_only.items() if value]
                 if given:  # refused rather than silently ignored
                     raise InputError(f"{', '.join(given)} apply to NER models only; {model} is a relation model", field=given[0].lstrip("-"))
-                out = export_relation_model(model, output, quantize=quantize, optimize=optimize, opset=opset, overwrite=overwrite)
+                out = export_relation_model(model, output, quantize=quantize, optimize=optimize, opset=opset, overwrite=overwrite, full_range=full_range)
             else:
                 words = calibration_sentences(calibration, calibration_sentences_count) if calibration else None
                 options = dict(
@@ -122,7 +129,7 @@ def register(app: typer.Typer) -> None:
                 )  # fmt: skip
                 with _compressed(model, save_pytorch, **options) as source:
                     out = export_onnx(
-                        source, output, quantize=quantize, optimize=optimize, calibration_words=words, opset=opset, overwrite=overwrite
+                        source, output, quantize=quantize, optimize=optimize, calibration_words=words, opset=opset, overwrite=overwrite, full_range=full_range
                     )
         except BiotagError as error:
             _fail(error)

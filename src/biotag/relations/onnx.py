@@ -46,8 +46,9 @@ def _samples(task: RelationTask) -> list[RelationExample]:
     return out
 
 
-def export_relation_model(model_dir: str | Path, out_dir: str | Path, *, quantize: str = "int8", optimize: bool = True, opset: int = 17, overwrite: bool = False) -> Path:
-    """Export the PyTorch relation model in ``model_dir`` to a new ONNX model directory."""
+def export_relation_model(model_dir: str | Path, out_dir: str | Path, *, quantize: str = "int8", optimize: bool = True, opset: int = 17, overwrite: bool = False, full_range: bool = False) -> Path:
+    """Export the PyTorch relation model in ``model_dir`` to a new ONNX model directory
+    (``full_range``: 8-bit int8 weights, as :func:`biotag.runtime.export.export_onnx`)."""
     import torch
 
     from biotag.relations.model import RelationClassifier
@@ -112,8 +113,8 @@ def export_relation_model(model_dir: str | Path, out_dir: str | Path, *, quantiz
         if quantize == "none":
             shutil.copyfile(graph, target)
         else:
-            _quantize_dynamic(graph, target, float_embeddings=quantize == "int8-fp32-embeddings")
-        info = export_record(target, quantize, opset, fusions is not None, fusions, _max_diff(target, sample, reference))
+            _quantize_dynamic(graph, target, float_embeddings=quantize == "int8-fp32-embeddings", full_range=full_range)
+        info = export_record(target, quantize, opset, fusions is not None, fusions, _max_diff(target, sample, reference), full_range=full_range)
         _write_companions(model, model_dir, staging, info)
     log.info("exported %s to %s", model_dir, out_dir / info["file"])
     return out_dir

@@ -16,7 +16,10 @@ part of the transformers tokenizer interface that
 from __future__ import annotations
 
 import json
+import logging
 import os
+import platform
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -32,6 +35,8 @@ from biotag.models.metadata import read_metadata
 from biotag.models.predict import predict_windows
 from biotag.runtime.layernorm import DISABLED_OPTIMIZERS, has_fused_layer_norms, split_skip_layer_norms
 from biotag.text.subwords import SubwordBatch, SubwordEncoder
+
+log = logging.getLogger(__name__)
 
 TOKENIZER_FILE = "tokenizer.json"
 INPUT_NAMES = ("input_ids", "attention_mask")
@@ -268,9 +273,39 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     return options
 
 
+@lru_cache(maxsize=1)
+def cpu_has_vnni(cpuinfo: str = "/proc/cpuinfo") -> bool | None:
+    """Whether this x86 CPU has VNNI (or AMX) int8 dot products; None where it cannot be told
+    (no /proc/cpuinfo) or does not matter (not x86)."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return None
+    try:
+        flags = next((line for line in Path(cpuinfo).read_text().splitlines() if line.startswith("flags")), "")
+    except OSError:
+        return None
+    return bool(set(flags.split()) & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def warn_if_saturating(model_file: Path, onnx_record: dict[str, Any] | None, has_vnni: bool | None = None) -> bool:
+    """Log a warning (and return True) when a full-range (8-bit weight) int8 export is loaded
+    on an x86 CPU without VNNI, where ONNX Runtime's u8s8 kernels can saturate and lose
+    accuracy; such models should be exported without ``--full-range`` for that machine."""
+    if (onnx_record or {}).get("weight_bits") != 8:
+        return False
+    if (cpu_has_vnni() if has_vnni is None else has_vnni) is not False:
+        return False
+    log.warning(
+        "%s has 8-bit int8 weights (exported with --full-range) but this CPU has no VNNI: results may be "
+        "less accurate; export without --full-range for this machine",
+        model_file,
+    )
+    return True
+
+
 def _session(model_file: Path, threads: int | None, onnx_record: dict[str, Any] | None = None) -> ort.InferenceSession:
     """A CPU session; a graph whose export record lists fused skip layer norms is split back
     into Add + LayerNormalization first (:mod:`biotag.runtime.layernorm`)."""
+    warn_if_saturating(model_file, onnx_record)
     source: str | bytes = str(model_file)
     if has_fused_layer_norms(onnx_record):
         import onnx

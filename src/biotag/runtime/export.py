@@ -78,6 +78,7 @@ def export_onnx(
     calibration_words: Sequence[Sequence[str]] | None = None,
     opset: int = 17,
     overwrite: bool = False,
+    full_range: bool = False,
 ) -> Path:
     """Export the PyTorch model in ``model_dir`` to a new ONNX model directory ``out_dir``
     (``overwrite`` replaces an existing biotag model directory there); returns ``out_dir``.
@@ -85,7 +86,10 @@ def export_onnx(
     ``quantize`` is ``"none"``, ``"int8"`` (dynamic), ``"int8-fp32-embeddings"`` (dynamic,
     embedding tables kept in float) or ``"static"`` (which needs ``calibration_words``, word
     lists of typical text); ``optimize`` applies ONNX
-    Runtime's transformer fusions; ``opset`` is the ONNX opset to export to."""
+    Runtime's transformer fusions; ``opset`` is the ONNX opset to export to. int8 weights
+    use 7 bits (ONNX Runtime's ``reduce_range``, safe on every x86 CPU) unless ``full_range``:
+    8 bits are more accurate but need VNNI/AMX int8 instructions on x86, where the older
+    u8s8 kernels can saturate (:func:`biotag.runtime.engine.warn_if_saturating` says so)."""
     import torch
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
@@ -115,11 +119,11 @@ def export_onnx(
         if quantize == "none":
             shutil.copyfile(graph, target)
         elif quantize in ("int8", "int8-fp32-embeddings"):
-            _quantize_dynamic(graph, target, float_embeddings=quantize == "int8-fp32-embeddings")
+            _quantize_dynamic(graph, target, float_embeddings=quantize == "int8-fp32-embeddings", full_range=full_range)
         else:
-            _quantize_static(exported, target, calibration, work, optimize=optimize)
+            _quantize_static(exported, target, calibration, work, optimize=optimize, full_range=full_range)
         optimized = fusions is not None or (quantize == "static" and optimize)
-        info = export_record(target, quantize, opset, optimized, fusions, _max_diff(target, sample, reference))
+        info = export_record(target, quantize, opset, optimized, fusions, _max_diff(target, sample, reference), full_range=full_range)
         _write_companions(model, model_dir, staging, info)
     log.info("exported %s to %s (%.1f MB)", model_dir, out_dir / info["file"], (out_dir / info["file"]).stat().st_size / 1e6)
     return out_dir
@@ -143,13 +147,14 @@ def staged_directory(out_dir: Path) -> Iterator[Path]:
         raise
 
 
-def export_record(target: Path, quantize: str, opset: int, optimized: bool, fusions, max_diff: float) -> dict:
+def export_record(target: Path, quantize: str, opset: int, optimized: bool, fusions, max_diff: float, *, full_range: bool = False) -> dict:
     """What the model card and ``biotag.json`` say about an ONNX export."""
     import torch
 
     return {
         "file": target.name,
         "quantize": quantize,
+        "weight_bits": None if quantize == "none" else 8 if full_range else 7,
         "opset": opset,
         "optimized": optimized,
         "exporter": f"torch.onnx TorchScript exporter (torch {torch.__version__})",
@@ -320,7 +325,7 @@ def _optimize(
     return path, {op: n for op, n in optimized.get_fused_operator_statistics().items() if n}
 
 
-def _quantize_dynamic(graph: Path, target: Path, *, float_embeddings: bool = False) -> None:
+def _quantize_dynamic(graph: Path, target: Path, *, float_embeddings: bool = False, full_range: bool = False) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -332,7 +337,7 @@ def _quantize_dynamic(graph: Path, target: Path, *, float_embeddings: bool = Fal
             target,
             weight_type=QuantType.QInt8,
             per_channel=True,
-            reduce_range=True,
+            reduce_range=not full_range,
             # outputs of fused contrib operators have no ONNX-inferable type: they are float
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             **kinds,
@@ -347,7 +352,7 @@ def _calibration_batches(encoder: SubwordEncoder, word_lists: Sequence[Sequence[
     return [encoder.collate(windows[i : i + CALIBRATION_BATCH]) for i in range(0, len(windows), CALIBRATION_BATCH)]
 
 
-def _quantize_static(graph: Path, target: Path, batches: list[SubwordBatch], work: Path, *, optimize: bool) -> None:
+def _quantize_static(graph: Path, target: Path, batches: list[SubwordBatch], work: Path, *, optimize: bool, full_range: bool = False) -> None:
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -373,7 +378,7 @@ def _quantize_static(graph: Path, target: Path, batches: list[SubwordBatch], wor
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=["MatMul", "Gather"],
             per_channel=True,
-            reduce_range=True,
+            reduce_range=not full_range,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             # histogram calibrators need batches of one shape; MinMax takes any
