@@ -24,8 +24,13 @@ from biotag.errors import InputError
 
 log = logging.getLogger(__name__)
 
-EXPORTS = {"fp32": "none", "int8": "int8", "int8-fp32-embeddings": "int8-fp32-embeddings", "static": "static"}
-BACKEND_LABELS = {"hf": "HF pipeline", "torch": "biotag torch fp32", "none": "ORT fp32", "int8": "ORT int8", "int8-fp32-embeddings": "ORT int8, fp32 embeddings", "static": "ORT static int8"}
+# export kind -> variant; the variant is biotag export's --quantize, or int8-full-range (int8 --full-range)
+EXPORTS = {"fp32": "none", "int8": "int8", "int8-full-range": "int8-full-range", "int8-fp32-embeddings": "int8-fp32-embeddings", "static": "static"}
+BACKEND_LABELS = {
+    "hf": "HF pipeline", "torch": "biotag torch fp32", "none": "ORT fp32", "int8": "ORT int8", "int8-full-range": "ORT int8, 8-bit weights",
+    "int8-fp32-embeddings": "ORT int8, fp32 embeddings", "static": "ORT static int8",
+}  # fmt: skip
+FULL_RANGE = "int8-full-range"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -38,7 +43,7 @@ class Config:
     kind: str  # "hf" or "biotag"
     backend: str  # "torch" or "onnx"
     model_dir: str
-    variant: str  # "hf", "torch", "none", "int8", "static"
+    variant: str  # "hf", "torch", or an EXPORTS variant
     file: str | None = None  # the ONNX file
     size_mb: float = 0.0
     source: str = ""  # the model directory given on the command line
@@ -103,6 +108,7 @@ def plan(
         onnx = json.loads((directory / "biotag.json").read_text(encoding="utf-8")).get("onnx")
         if onnx:
             variant = onnx.get("quantize", "int8")
+            variant = FULL_RANGE if variant == "int8" and onnx.get("weight_bits") == 8 else variant
             configs.append(
                 Config(f"{name} · {BACKEND_LABELS.get(variant, variant)}", name, "biotag", "onnx", str(directory), variant,
                        onnx.get("file"), _size_mb(directory / onnx.get("file", "")), str(directory), details)  # fmt: skip
@@ -139,7 +145,11 @@ def _export(source: Path, weights: Path, target: Path, quantize: str, calibratio
 
     torch.set_num_threads(threads)
     log.info("exporting %s -> %s (%s)", source, target, quantize)
-    export_onnx(source, target, quantize=quantize, calibration_words=calibration_words if quantize == "static" else None, overwrite=True)
+    full_range = quantize == FULL_RANGE
+    export_onnx(
+        source, target, quantize="int8" if full_range else quantize, calibration_words=calibration_words if quantize == "static" else None,
+        overwrite=True, full_range=full_range,
+    )  # fmt: skip
 
 
 def _size_mb(path: Path) -> float:
