@@ -113,10 +113,13 @@ def test_a_failing_configuration_is_reported_and_the_others_still_run(setup, tmp
 
 
 def test_full_range_export_kind_is_its_own_configuration(setup, tmp_path):
-    configs = plan([setup["teacher"]], tmp_path / "out", hf_pipeline=False, exports=["int8", "int8-full-range"])
-    assert [c.name for c in configs] == ["teacher · biotag torch fp32", "teacher · ORT int8", "teacher · ORT int8, 8-bit weights"]
-    bits = [json.loads((Path(c.model_dir) / "biotag.json").read_text())["onnx"]["weight_bits"] for c in configs[1:]]
-    assert bits == [7, 8]
+    kinds = ["int8", "int8-full-range", "int8-fp32-embeddings-full-range"]
+    configs = plan([setup["teacher"]], tmp_path / "out", hf_pipeline=False, exports=kinds)
+    assert [c.name for c in configs] == [
+        "teacher · biotag torch fp32", "teacher · ORT int8", "teacher · ORT int8, 8-bit weights", "teacher · ORT int8, fp32 embeddings, 8-bit weights",
+    ]  # fmt: skip
+    records = [json.loads((Path(c.model_dir) / "biotag.json").read_text())["onnx"] for c in configs[1:]]
+    assert [(r["quantize"], r["weight_bits"]) for r in records] == [("int8", 7), ("int8", 8), ("int8-fp32-embeddings", 8)]
     # an export made by `biotag export --full-range` is labelled the same way
     again = plan([configs[2].model_dir], tmp_path / "out2", hf_pipeline=False)
     assert [c.name for c in again] == ["teacher-int8-full-range · ORT int8, 8-bit weights"]

@@ -24,13 +24,12 @@ from biotag.errors import InputError
 
 log = logging.getLogger(__name__)
 
-# export kind -> variant; the variant is biotag export's --quantize, or int8-full-range (int8 --full-range)
-EXPORTS = {"fp32": "none", "int8": "int8", "int8-full-range": "int8-full-range", "int8-fp32-embeddings": "int8-fp32-embeddings", "static": "static"}
-BACKEND_LABELS = {
-    "hf": "HF pipeline", "torch": "biotag torch fp32", "none": "ORT fp32", "int8": "ORT int8", "int8-full-range": "ORT int8, 8-bit weights",
-    "int8-fp32-embeddings": "ORT int8, fp32 embeddings", "static": "ORT static int8",
-}  # fmt: skip
-FULL_RANGE = "int8-full-range"
+# export kind -> variant (biotag export's --quantize); "-full-range" after an int8 kind adds --full-range
+EXPORTS = {"fp32": "none", "int8": "int8", "int8-fp32-embeddings": "int8-fp32-embeddings", "static": "static"}
+FULL_RANGE = "-full-range"
+EXPORTS.update({f"{kind}{FULL_RANGE}": f"{kind}{FULL_RANGE}" for kind in ("int8", "int8-fp32-embeddings")})
+BACKEND_LABELS = {"hf": "HF pipeline", "torch": "biotag torch fp32", "none": "ORT fp32", "int8": "ORT int8", "int8-fp32-embeddings": "ORT int8, fp32 embeddings", "static": "ORT static int8"}
+BACKEND_LABELS.update({f"{v}{FULL_RANGE}": f"{BACKEND_LABELS[v]}, 8-bit weights" for v in ("int8", "int8-fp32-embeddings")})
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -108,7 +107,7 @@ def plan(
         onnx = json.loads((directory / "biotag.json").read_text(encoding="utf-8")).get("onnx")
         if onnx:
             variant = onnx.get("quantize", "int8")
-            variant = FULL_RANGE if variant == "int8" and onnx.get("weight_bits") == 8 else variant
+            variant = f"{variant}{FULL_RANGE}" if onnx.get("weight_bits") == 8 and f"{variant}{FULL_RANGE}" in EXPORTS else variant
             configs.append(
                 Config(f"{name} · {BACKEND_LABELS.get(variant, variant)}", name, "biotag", "onnx", str(directory), variant,
                        onnx.get("file"), _size_mb(directory / onnx.get("file", "")), str(directory), details)  # fmt: skip
@@ -145,9 +144,9 @@ def _export(source: Path, weights: Path, target: Path, quantize: str, calibratio
 
     torch.set_num_threads(threads)
     log.info("exporting %s -> %s (%s)", source, target, quantize)
-    full_range = quantize == FULL_RANGE
+    full_range = quantize.endswith(FULL_RANGE)
     export_onnx(
-        source, target, quantize="int8" if full_range else quantize, calibration_words=calibration_words if quantize == "static" else None,
+        source, target, quantize=quantize.removesuffix(FULL_RANGE), calibration_words=calibration_words if quantize == "static" else None,
         overwrite=True, full_range=full_range,
     )  # fmt: skip
 

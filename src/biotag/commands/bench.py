@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N documents."),
         threads: int = typer.Option(2, "--threads", min=1, help="Inference threads of every configuration."),
         hf_pipeline: bool = typer.Option(True, "--hf-pipeline/--no-hf-pipeline", help="Also run the Hugging Face token-classification pipeline on the first PyTorch model (the reference of the ratios)."),
-        export: str = typer.Option("fp32,int8", "--export", help="ONNX exports of each PyTorch model to measure: some of fp32, int8, int8-full-range (8-bit weights), int8-fp32-embeddings, static (comma separated; empty for none)."),
+        export: str = typer.Option("fp32,int8", "--export", help="ONNX exports of each PyTorch model to measure: some of fp32, int8, int8-fp32-embeddings, static; int8-full-range and int8-fp32-embeddings-full-range export with --full-range (comma separated; empty for none)."),
         calibration: Optional[Path] = typer.Option(None, "--calibration", help="Documents for a static int8 export's calibration."),
         calibration_sentences: int = typer.Option(256, "--calibration-sentences", min=1),
         eval_corpus: Optional[List[str]] = typer.Option(None, "--eval-corpus", help="Corpus name or file to report F1 on (repeatable)."),
