@@ -178,6 +178,7 @@ def test_full_range_export_uses_8_bit_weights_and_is_closer(root, torch_models, 
     assert mean_error(full) < mean_error(int8_export)
     records = [json.loads((d / "biotag.json").read_text())["onnx"] for d in (int8_export, full)]
     assert [r["weight_bits"] for r in records] == [7, 8]
+    assert "8-bit weights (needs VNNI/AMX on x86)" in (full / "README.md").read_text()
 
 
 def test_full_range_models_warn_on_cpus_without_vnni(tmp_path, caplog):
@@ -231,7 +232,7 @@ def test_exported_directory_is_self_contained(torch_models, int8_export):
     assert meta["onnx"]["fusions"]["Attention"] == 2  # both tiny BERT layers fused
     card = (int8_export / "README.md").read_text()
     assert card.startswith((torch_models["multilabel"] / "README.md").read_text().rstrip("\n"))
-    assert "## ONNX export" in card and "model.int8.onnx" in card
+    assert "## ONNX export" in card and "model.int8.onnx" in card and "7-bit weights" in card
 
 
 def test_api_load_picks_the_onnx_engine(int8_export):

@@ -428,6 +428,8 @@ def _card_section(out_dir: Path, info: dict) -> str:
         "int8-fp32-embeddings": "dynamic int8 of the matrix products (weights per output channel), embedding tables in float32",
         "static": "static int8 QDQ, calibrated (MinMax)",
     }[info["quantize"]]
+    if info.get("weight_bits"):
+        quantization += f"; {info['weight_bits']}-bit weights" + (" (needs VNNI/AMX on x86)" if info["weight_bits"] == 8 else " (reduce_range)")
     fusions = ", ".join(f"{op} x{n}" for op, n in (info["fusions"] or {}).items()) or "none"
     lines = [
         "## ONNX export",
