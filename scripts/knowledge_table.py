@@ -4,7 +4,8 @@ Each run is ``<corpus>-<l6|mpnet>-<lever>`` (configs/ner/knowledge/), the single
 one lever switched on; its devel and test reports come from ``biotag evaluate ... -o
 runs/knowledge/eval-<run>-<split>.json`` (runs/knowledge/job*.sh). One markdown row per
 corpus/type and lever: devel and test strict F1, the change against the plain run of the
-same corpus, and the median seconds per training epoch.
+same corpus (for a domain-pretrained run: against the same recipe on the general encoder), and
+the median seconds per training epoch.
 
     python scripts/knowledge_table.py [--runs runs/knowledge] [--write docs/results.md]
 
@@ -33,6 +34,9 @@ LEVERS = {
     "features-crf": "+ dictionary + shape + CRF",
     "plain-seed14": "plain, seed 14",
     "crf-seed14": "+ CRF, seed 14",
+    # the encoder continued on biomedical text (configs/pretrain/minilm-l6-biomedical.json)
+    "dapt-plain": "domain-pretrained, plain",
+    "dapt-features-crf": "domain-pretrained + dictionary + shape + CRF",
 }
 
 
@@ -56,15 +60,35 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/knowledge"))
     parser.add_argument("--write", type=Path, help="Markdown file whose knowledge-table section to replace.")
     args = parser.parse_args()
-    lines = table(args.runs)
-    print("\n".join(lines))
+    current: list[str] = []
     if args.write:
         text = args.write.read_text()
         start, end = "<!-- knowledge-table:start -->\n", "<!-- knowledge-table:end -->"
         before, rest = text.split(start, 1)
-        current, after = rest.split(end, 1)
-        merged = merge_rows(current.splitlines(), lines)
+        current_text, after = rest.split(end, 1)
+        current = current_text.splitlines()
+    lines = table(args.runs, documented_scores(current))
+    print("\n".join(lines))
+    if args.write:
+        merged = merge_rows(current, lines)
         args.write.write_text(before + start + "\n".join(merged) + "\n" + end + after)
+
+
+def _cells(row: str) -> list[str]:
+    return [c.strip() for c in row.strip().strip("|").split("|")]
+
+
+def documented_scores(rows: list[str]) -> dict[tuple[str, str], tuple[float, float]]:
+    """(corpus, model) → (devel F1, test F1) of the table rows already in the docs: the
+    reference of a fresh row whose reference run's reports went with an earlier machine."""
+    scores = {}
+    for row in rows[2:]:
+        cells = _cells(row)
+        try:
+            scores[(cells[0], cells[1])] = (float(cells[2]), float(cells[3].strip("*")))
+        except (IndexError, ValueError):
+            continue
+    return scores
 
 
 def merge_rows(current: list[str], fresh: list[str]) -> list[str]:
@@ -72,8 +96,7 @@ def merge_rows(current: list[str], fresh: list[str]) -> list[str]:
     model: a fresh row replaces its old one in place, one with a new key follows the last row
     of its corpus, and old rows without a fresh report stay where they were."""
 
-    def cells(row: str) -> list[str]:
-        return [c.strip() for c in row.strip().strip("|").split("|")]
+    cells = _cells
 
     def key(row: str) -> tuple[str, str]:
         return tuple(cells(row)[:2])
@@ -98,8 +121,9 @@ def merge_rows(current: list[str], fresh: list[str]) -> list[str]:
     return header + merged
 
 
-def table(runs: Path) -> list[str]:
-    """The markdown rows, header first."""
+def table(runs: Path, documented: dict[tuple[str, str], tuple[float, float]] | None = None) -> list[str]:
+    """The markdown rows, header first. A reference run without reports is taken from
+    ``documented`` (:func:`documented_scores`) when it has that row."""
 
     @functools.cache
     def report(run: str, split: str) -> dict | None:
@@ -115,14 +139,24 @@ def table(runs: Path) -> list[str]:
                     devel, test = f1(report(run, "devel"), None), f1(report(run, "test"), type_name)
                     if devel is None or test is None:
                         continue
-                    # a lever is compared with the plain run of the same encoder and seed
-                    plain = f"{corpus}-{encoder}-" + ("plain-seed14" if lever.endswith("seed14") else "plain")
+                    reference = reference_lever(lever)
+                    plain = f"{corpus}-{encoder}-{reference}"
                     ref_devel, ref_test = f1(report(plain, "devel"), None), f1(report(plain, "test"), type_name)
+                    if ref_devel is None or ref_test is None:
+                        ref_devel, ref_test = (documented or {}).get((label, f"{encoder_label} {LEVERS[reference]}"), (None, None))
                     change = ["", ""] if run == plain else [_delta(devel, ref_devel), _delta(test, ref_test)]
                     seconds = seconds_per_epoch(runs / run)
                     seconds = "—" if seconds is None else f"{seconds:.0f}"
                     lines.append(f"| {label} | {encoder_label} {description} | {devel:.2f} | **{test:.2f}** | {change[0]} | {change[1]} | {seconds} |")
     return lines
+
+
+def reference_lever(lever: str) -> str:
+    """The run a lever's row is compared with: the same recipe on the general encoder for a
+    domain-pretrained one, else the plain run of the same encoder and seed."""
+    if lever.startswith("dapt-"):
+        return lever.removeprefix("dapt-")
+    return "plain-seed14" if lever.endswith("seed14") else "plain"
 
 
 def _delta(value: float, base: float | None) -> str:
