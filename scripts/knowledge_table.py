@@ -60,17 +60,15 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/knowledge"))
     parser.add_argument("--write", type=Path, help="Markdown file whose knowledge-table section to replace.")
     args = parser.parse_args()
-    current: list[str] = []
+    start, end = "<!-- knowledge-table:start -->\n", "<!-- knowledge-table:end -->"
+    before, current, after = "", "", ""
     if args.write:
-        text = args.write.read_text()
-        start, end = "<!-- knowledge-table:start -->\n", "<!-- knowledge-table:end -->"
-        before, rest = text.split(start, 1)
-        current_text, after = rest.split(end, 1)
-        current = current_text.splitlines()
-    lines = table(args.runs, documented_scores(current))
+        before, rest = args.write.read_text().split(start, 1)
+        current, after = rest.split(end, 1)
+    lines = table(args.runs, documented_scores(current.splitlines()))
     print("\n".join(lines))
     if args.write:
-        merged = merge_rows(current, lines)
+        merged = merge_rows(current.splitlines(), lines)
         args.write.write_text(before + start + "\n".join(merged) + "\n" + end + after)
 
 
@@ -96,10 +94,8 @@ def merge_rows(current: list[str], fresh: list[str]) -> list[str]:
     model: a fresh row replaces its old one in place, one with a new key follows the last row
     of its corpus, and old rows without a fresh report stay where they were."""
 
-    cells = _cells
-
     def key(row: str) -> tuple[str, str]:
-        return tuple(cells(row)[:2])
+        return tuple(_cells(row)[:2])
 
     header, fresh_rows = fresh[:2], {key(r): r for r in fresh[2:]}
 
@@ -109,7 +105,7 @@ def merge_rows(current: list[str], fresh: list[str]) -> list[str]:
         row = fresh_rows.pop(key(old), None)
         if row is None:
             return old
-        new_cells, old_cells = cells(row), cells(old)
+        new_cells, old_cells = _cells(row), _cells(old)
         if new_cells[2:4] == old_cells[2:4]:
             new_cells = [o if n in ("", "—") else n for n, o in zip(new_cells, old_cells)]
         return "| " + " | ".join(new_cells) + " |"
