@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from biotag.distill import DistillConfig, distill
 from biotag.distill import trainer as trainer_module
-from biotag.distill.losses import HiddenProjections, attention_loss, hidden_state_loss, soft_label_loss
+from biotag.distill.losses import HiddenProjections, attention_loss, hidden_state_loss, overrule_known_absent, soft_label_loss
 from biotag.distill.pruning import GradualPruner, encoder_linear_weights
 from biotag.distill.schedule import cubic_sparsity, decay, loss_weights
 from biotag.distill.soft_labels import SoftLabelCache, compress_scores, restore_scores, teacher_fingerprint
@@ -38,6 +38,29 @@ def test_soft_label_kl_is_zero_only_when_the_student_matches_the_teacher(schema)
     shifted = teacher + (torch.arange(schema.num_outputs) // 3 if schema.scheme == "multilabel" else 5.0)
     assert soft_label_loss(shifted, teacher, schema, 2.0).item() == pytest.approx(0.0, abs=1e-5)
     assert soft_label_loss(torch.randn(7, schema.num_outputs), teacher, schema, 2.0).item() > 0.01
+
+
+def test_negative_evidence_overrules_the_teacher_only_where_gold_rules_a_type_out():
+    torch.manual_seed(2)
+    teacher = torch.randn(3, MULTI.num_outputs)
+    absent = torch.tensor([[False, False], [True, False], [False, False]])  # word 1: gold says no gene
+    out = overrule_known_absent(teacher, absent, MULTI)
+    probs = torch.softmax(out.reshape(3, 2, 3) / 2.0, -1)  # at the distillation temperature
+    assert probs[1, 0, 0].item() > 0.999999  # gene: a certain O
+    assert torch.equal(out.reshape(3, 2, 3)[1, 1], teacher.reshape(3, 2, 3)[1, 1])  # disease untouched
+    assert torch.equal(out[[0, 2]], teacher[[0, 2]])
+    assert torch.equal(overrule_known_absent(teacher, torch.zeros_like(absent), MULTI), teacher)
+    assert torch.equal(overrule_known_absent(teacher[:, :5], absent, BIO), teacher[:, :5])  # bio: one softmax, left alone
+
+
+def test_known_absent_cells_are_the_mask_cells_beyond_each_word_corpus_own_types():
+    from types import SimpleNamespace
+
+    annotated = np.array([[True, False], [False, True]])  # corpus 0 annotates gene, corpus 1 disease
+    items = [SimpleNamespace(labels=np.zeros(2), corpus=0), SimpleNamespace(labels=np.zeros(1), corpus=1)]
+    mask = np.array([[True, True], [True, False], [True, True]])  # word 0: gold rules disease out
+    absent = trainer_module.DistillTrainer._known_absent(SimpleNamespace(annotated_types=annotated), items, SimpleNamespace(type_mask=mask))
+    assert absent.tolist() == [[False, True], [False, False], [True, False]]
 
 
 def test_multilabel_kl_is_one_softmax_per_type():

@@ -13,7 +13,9 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from biotag.labels import LabelSchema
+from biotag.labels import O, LabelSchema
+
+CERTAIN_NOT = -30.0  # a log-probability whose class is gone even at the softmax temperatures used
 
 
 def softmax_groups(scores: torch.Tensor, schema: LabelSchema) -> torch.Tensor:
@@ -32,6 +34,20 @@ def soft_label_loss(student: torch.Tensor, teacher: torch.Tensor, schema: LabelS
     if student.shape[0] == 0:
         return student.sum() * 0.0
     return grouped_kl(softmax_groups(student, schema), softmax_groups(teacher.to(student.dtype), schema), temperature)
+
+
+def overrule_known_absent(teacher: torch.Tensor, known_absent: torch.Tensor, schema: LabelSchema) -> torch.Tensor:
+    """The teacher's multilabel scores with a certain "O" wherever gold says a type is absent
+    (``known_absent``, bool ``[n, n_types]``: a gold BC2GM gene under ``negative_evidence``
+    ``{"chemical": ["gene"]}``), so that a type teacher's guess cannot teach what the gold
+    corpus rules out. Other scores are returned as they are."""
+    if schema.scheme != "multilabel" or not bool(known_absent.any()):
+        return teacher
+    certain_o = torch.full((3,), CERTAIN_NOT, dtype=teacher.dtype, device=teacher.device)
+    certain_o[O] = 0.0
+    groups = teacher.reshape(teacher.shape[0], len(schema.types), 3).clone()
+    groups[known_absent] = certain_o
+    return groups.reshape(teacher.shape)
 
 
 def grouped_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:

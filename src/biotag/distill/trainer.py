@@ -26,7 +26,7 @@ import torch
 from transformers import AutoTokenizer
 
 from biotag.distill.config import DistillConfig
-from biotag.distill.losses import HiddenProjections, attention_loss, hidden_state_loss, soft_label_loss
+from biotag.distill.losses import HiddenProjections, attention_loss, hidden_state_loss, overrule_known_absent, soft_label_loss
 from biotag.distill.pruning import GradualPruner
 from biotag.distill.schedule import LossWeights, loss_weights
 from biotag.distill.soft_labels import SoftLabelCache
@@ -163,6 +163,7 @@ class DistillTrainer(Trainer):
             self.model.encoder_name = student_description(config)  # not the temporary folder it was loaded from
         self.config = config  # what checkpoints record and resumes compare
         self.n_gold = len(self.items)
+        self.annotated_types = np.array([[t in sizes["types"] for t in self.schema.types] for sizes in self.corpus_sizes.values()])
         self.pool = self.items + self.soft_items
         self.soft_examples = soft_examples
         self.soft_loss = config.soft_loss if config.soft_loss != "auto" else ("crf" if self.model.crf is not None else "kl")
@@ -299,6 +300,8 @@ class DistillTrainer(Trainer):
             parts["hard"] = self.model.loss(scores, *on_device(scores.device, batch.labels, batch.type_mask, batch.subwords.word_rows))
         if self.soft_labels:
             teacher = torch.from_numpy(self._cached_teacher_scores(indices)).to(scores.device)
+            if not text_only and self.config.negative_evidence:
+                teacher = overrule_known_absent(teacher, torch.from_numpy(self._known_absent(items, batch)).to(scores.device), self.model.schema)
             if self.soft_loss == "crf":
                 parts["soft"] = self.model.crf.soft_loss(scores, teacher, *on_device(scores.device, batch.subwords.word_rows))
             else:
@@ -335,6 +338,12 @@ class DistillTrainer(Trainer):
         states = [out.hidden_states[s][rows, positions] for s, _ in self.pairs] if hidden else []
         maps = [out.attentions[s - 1] for s, _ in self.pairs] if attention else []
         return out.logits[rows, positions], states, maps
+
+    def _known_absent(self, items, batch) -> np.ndarray:
+        """bool [n_words, n_types]: the types gold rules out at each word of a gold batch (the
+        hard-label mask's cells that ``negative_evidence`` added to a corpus' own types)."""
+        corpus_of_word = np.concatenate([np.full(len(it.labels), it.corpus) for it in items])
+        return batch.type_mask & ~self.annotated_types[corpus_of_word]
 
     def _cached_teacher_scores(self, indices: np.ndarray) -> np.ndarray:
         rows = []
