@@ -163,7 +163,9 @@ class DistillTrainer(Trainer):
             self.model.encoder_name = student_description(config)  # not the temporary folder it was loaded from
         self.config = config  # what checkpoints record and resumes compare
         self.n_gold = len(self.items)
-        self.annotated_types = np.array([[t in sizes["types"] for t in self.schema.types] for sizes in self.corpus_sizes.values()])
+        self.annotated_types = np.zeros((len(config.corpora), len(self.schema.types)), dtype=bool)  # per corpus index
+        for example in self.train_examples:  # the examples' own masks: corpus_sizes is keyed by name, and a name may repeat
+            self.annotated_types[example.corpus] = example.type_mask
         self.pool = self.items + self.soft_items
         self.soft_examples = soft_examples
         self.soft_loss = config.soft_loss if config.soft_loss != "auto" else ("crf" if self.model.crf is not None else "kl")
