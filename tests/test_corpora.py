@@ -201,6 +201,18 @@ def test_type_map_overrides_from_json(tmp_path):
         DEFAULT_TYPE_MAP.mapping["Gene"] = None  # read-only
 
 
+def test_a_models_own_type_names_take_precedence_over_the_inventory():
+    kept = DEFAULT_TYPE_MAP.keeping(["gene", "protein", "dna"])
+    assert (kept.unify("protein"), kept.unify("Protein"), kept.unify("GENE"), kept.unify("GGP")) == ("protein", "protein", "gene", "gene")
+    assert DEFAULT_TYPE_MAP.unify("protein") == "gene"  # the default is untouched
+    assert DEFAULT_TYPE_MAP.keeping(["gene", "dna"]) is DEFAULT_TYPE_MAP  # unified types change nothing
+    jnlpba = resolve("jnlpba")
+    assert jnlpba.types_for(["gene", "protein", "dna"]) == ("cell_line", "cell_type", "dna", "rna", "protein")
+    assert jnlpba.types_for(["gene", "dna"]) == jnlpba.types == ("gene", "cell_line", "cell_type", "dna", "rna")
+    assert jnlpba.type_map_for(["protein"]).unify("protein") == "protein" and jnlpba.type_map_for(None) == jnlpba.type_map
+    assert resolve("bc2gm").types_for(["gene", "protein"]) == ("gene",)
+
+
 def test_type_map_json_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"Gene": "gene",\n "Cell": }')

@@ -344,6 +344,72 @@ def test_corpus_aware_type_teachers_let_a_corpus_own_teacher_teach_its_types(tmp
     assert info.value.field == "type_mode"
 
 
+def test_an_added_type_is_taught_by_the_teacher_of_the_corpus_label_it_keeps(tmp_path):
+    """A student with its own ``protein`` type: JNLPBA's teacher learnt JNLPBA's ``protein``
+    as ``gene``, so it teaches the student's ``protein``; ``gene`` is BC2GM's teacher's alone."""
+    from biotag.distill.teachers import Teachers, teacher_type_names
+
+    encoder = make_tiny_encoder(tmp_path / "encoder")
+
+    def model(schema, name, seed, corpora=()):
+        saved = TokenClassifier.from_encoder(encoder, schema, max_length=32).save_pretrained(tmp_path / f"{name}-0")
+        copy = TokenClassifier.from_pretrained(perturbed_copy(saved, tmp_path / f"{name}-1", seed=seed))
+        return copy.save_pretrained(tmp_path / name, card={"data": {c: {} for c in corpora}})
+
+    primary = model(MULTI, "primary", 1)
+    bc2gm = model(LabelSchema(("gene",), "bio"), "bc2gm", 2, ["bc2gm"])
+    jnlpba = model(LabelSchema(("gene", "dna"), "bio"), "jnlpba", 3, ["jnlpba"])
+    words = [["The", "Aspirin", "dose", "."], ["BRCA", "of", "the", "Mouse"]]
+    assert teacher_type_names(TokenClassifier.from_pretrained(jnlpba), {"jnlpba"}, ("gene", "dna", "protein")) == {"gene": "protein", "dna": "dna"}
+    assert teacher_type_names(TokenClassifier.from_pretrained(jnlpba), {"jnlpba"}, ("gene", "dna")) == {"gene": "gene", "dna": "dna"}
+    with pytest.raises(InputError, match="dna"):  # the student has no dna type
+        Teachers([primary], [bc2gm, jnlpba], added_types=["protein"])
+    jnlpba = model(LabelSchema(("gene",), "bio"), "jnlpba-genes", 3, ["jnlpba"])
+    split = Teachers([primary], [bc2gm, jnlpba], added_types=["protein"])
+    assert split.schema.types == ("gene", "disease", "protein") and split.primary_types == ["disease"]
+    rows = split.word_log_probs(words, ["jnlpba", "soft-text"])
+    bc2gm_rows, jnlpba_rows, own = (Teachers([m]).word_log_probs(words) for m in (bc2gm, jnlpba, primary))
+    for n in range(2):
+        assert rows[n].shape == (4, 9)
+        assert np.allclose(rows[n][:, 0:3], bc2gm_rows[n], atol=1e-5)  # gene: BC2GM's, even on JNLPBA text
+        assert np.allclose(rows[n][:, 6:9], jnlpba_rows[n], atol=1e-5)  # protein: JNLPBA's
+        assert np.allclose(rows[n][:, 3:6], own[n][:, 3:6], atol=1e-5)  # disease: the primary's
+    assert split.fingerprint() != Teachers([primary], [bc2gm, jnlpba]).fingerprint()
+    with pytest.raises(InputError) as info:  # nobody teaches the added type
+        Teachers([primary], [bc2gm], added_types=["protein"])
+    assert info.value.field == "added_types"
+    both = model(LabelSchema(("gene",), "bio"), "both", 4, ["bc2gm", "jnlpba"])
+    with pytest.raises(InputError, match="one teacher per type"):  # its gene is BC2GM's gene and JNLPBA's protein
+        Teachers([primary], [both], added_types=["protein"])
+
+
+def test_a_student_grows_the_added_types_its_type_teachers_teach(toy_trained, tmp_path):
+    """``added_types``: the student is the primary teacher's layers with one more head,
+    started from the named type's, and learns the new type from its type teacher."""
+    teacher, corpus = toy_trained
+    encoder = make_tiny_encoder(tmp_path / "encoder")
+    item_teacher = TokenClassifier.from_encoder(encoder, LabelSchema(("Item",), "bio"), max_length=32).save_pretrained(tmp_path / "item")
+    config = DistillConfig(
+        teacher=str(teacher), type_teachers=[str(item_teacher)], added_types={"Item": "Thing"}, corpora=[str(corpus)],
+        output_dir=str(tmp_path / "run"), student_layers=[1], unify_types=False, max_steps=2, batch_size=8, max_length=32,
+        threads=1, checkpoint_every=0,
+    )
+    trainer = trainer_module.DistillTrainer(config)
+    assert trainer.schema.types == ("Thing", "Item") and trainer.model.schema == trainer.schema
+    head = trainer.model.network.classifier.weight
+    assert head.shape[0] == 6 and torch.equal(head[3:6], head[0:3])  # Item starts as Thing
+    assert trainer.annotated_types.tolist() == [[True, False]]  # the corpus does not annotate Item: soft labels only
+    student = distill(config)
+    assert TokenClassifier.from_pretrained(student).schema.types == ("Thing", "Item")
+    for bad in ({"Item": ""}, ["Item"]):
+        with pytest.raises(InputError) as info:
+            DistillConfig(teacher=str(teacher), type_teachers=[str(item_teacher)], added_types=bad, corpora=[str(corpus)], output_dir="x", student_layers=[1])
+        assert info.value.field == "added_types"
+    with pytest.raises(InputError) as info:  # only type teachers teach an added type
+        DistillConfig(teacher=str(teacher), added_types={"Item": "Thing"}, corpora=[str(corpus)], output_dir="x", student_layers=[1])
+    assert info.value.field == "added_types"
+
+
 def test_a_crf_teacher_hands_over_its_marginals(toy_trained):
     from biotag.distill.teachers import Teachers
     from biotag.models.decoding import word_log_probs

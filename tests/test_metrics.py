@@ -212,6 +212,23 @@ def test_score_documents_type_map_and_types_restrict_to_a_corpus():
     assert full.per_type["species"].fn == 1 and full.per_type["chemical"].tp == 1 and full.per_type["chemical"].fp == 1
 
 
+def test_a_model_with_its_own_protein_type_is_scored_on_jnlpba_protein_by_it():
+    from biotag.evaluation import corpus_scoring
+
+    text = "IL-2 binds the IL-2 receptor."
+    gold = [make_doc("1", text, ([(0, 4)], "protein"), ([(15, 28)], "protein"))]
+    # the gene head (another guideline) tags only IL-2; the protein head both proteins
+    pred = [make_doc("1", text, ([(0, 4)], "gene"), ([(0, 4)], "protein"), ([(15, 28)], "protein"))]
+    types, type_map = corpus_scoring("jnlpba", ["gene", "protein", "dna", "rna", "cell_line", "cell_type"])
+    assert "protein" in types and "gene" not in types
+    report = score_documents(gold, pred, types=types, type_map=type_map)
+    assert report.types == ["protein"] and report.micro.f1 == 1.0  # gene predictions are not JNLPBA's to judge
+    # a model of unified types: JNLPBA's protein is gene, and that model's gene is scored
+    types, type_map = corpus_scoring("jnlpba", ["gene", "dna", "rna", "cell_line", "cell_type"])
+    report = score_documents(gold, pred[:1], types=types, type_map=type_map)
+    assert report.types == ["gene"] and (report.micro.tp, report.micro.fp, report.micro.fn) == (2, 0, 0)
+
+
 def test_score_documents_plain_dict_renames_and_none_drops():
     pred = [make_doc("1", TEXT, ([(0, 5)], "Gene"))]
     mapping = {"GeneOrGeneProduct": "Gene", "OrganismTaxon": None}

@@ -62,6 +62,31 @@ def test_save_and_load_round_trip(model, tmp_path):
         assert np.array_equal(a, b)
 
 
+def test_an_added_type_starts_as_a_copy_of_its_source_and_survives_a_round_trip(tiny_encoder, tmp_path):
+    torch.manual_seed(1)
+    grown = TokenClassifier.from_encoder(tiny_encoder, MULTI, max_length=32)
+    before = grown.predict_words(SENTENCES[:1])[0]
+    grown.add_types({"protein": "gene"})
+    assert grown.schema == LabelSchema(("gene", "disease", "protein"), "multilabel")
+    after = grown.predict_words(SENTENCES[:1])[0]
+    assert after.shape == (9, 9) and np.allclose(after[:, :6], before, atol=1e-6)
+    assert np.allclose(after[:, 6:9], before[:, 0:3], atol=1e-6)  # protein predicts what gene does
+    loaded = TokenClassifier.from_pretrained(grown.save_pretrained(tmp_path / "grown"))
+    assert loaded.schema == grown.schema and np.allclose(loaded.predict_words(SENTENCES[:1])[0], after, atol=1e-5)
+    for bad in ({"protein": "chemical"}, {"disease": "gene"}):  # an unknown source; a type it has
+        with pytest.raises(InputError) as info:
+            loaded.add_types(bad)
+        assert info.value.field == "added_types"
+    with pytest.raises(InputError, match="multilabel"):
+        TokenClassifier.from_encoder(tiny_encoder, BIO, max_length=32).add_types({"protein": "gene"})
+    with_crf = TokenClassifier.from_encoder(tiny_encoder, MULTI, max_length=32, decoder="crf")
+    with torch.no_grad():
+        with_crf.crf.transitions.normal_()
+    with_crf.add_types({"protein": "disease"})
+    transitions = with_crf.crf.transitions.detach()
+    assert transitions.shape[0] == 3 and torch.equal(transitions[2], transitions[1])  # protein's chain is disease's
+
+
 def test_saved_model_loads_with_auto_model_for_token_classification(model, tmp_path):
     from transformers import AutoModelForTokenClassification
 

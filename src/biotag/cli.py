@@ -185,22 +185,14 @@ def evaluate(
 ) -> None:
     """Strict entity-level P/R/F1 of a model (or an ensemble of models) on a corpus split."""
     from biotag.api import load_predictor
-    from biotag.corpora import read_corpus, resolve
-    from biotag.entity_types import default_type_map
-    from biotag.evaluation import evaluate_tagger
+    from biotag.corpora import read_corpus
+    from biotag.evaluation import corpus_scoring, evaluate_tagger
     from biotag.ner import NerTagger
 
     try:
         predictor = load_predictor(model, backend=backend, decoder=decoder)
-        spec = resolve(corpus)
-        tmap = default_type_map()
-        types = {tmap.unify(t) or t for t in spec.types} if getattr(spec, "types", None) else None
-        report = evaluate_tagger(
-            NerTagger(predictor),
-            read_corpus(corpus, split),
-            types=types,
-            type_map=tmap.as_dict(),
-        )
+        types, type_map = corpus_scoring(corpus, predictor.schema.types)
+        report = evaluate_tagger(NerTagger(predictor), read_corpus(corpus, split), types=types, type_map=type_map)
     except BiotagError as error:
         _fail(error)
     typer.echo(report.format_table())

@@ -18,7 +18,7 @@ import dataclasses
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from biotag import io as bio_io
 from biotag import paths
@@ -60,6 +60,18 @@ class CorpusSpec:
         labels, strictly (a label it does not declare is an error), or biotag's default
         mapping for a user's file."""
         return TypeMap(self.label_map) if self.label_map else DEFAULT_TYPE_MAP
+
+    def type_map_for(self, model_types: Iterable[str] | None) -> TypeMap:
+        """:attr:`type_map` for a model predicting ``model_types``: a label that names one of
+        them maps to it (:meth:`TypeMap.keeping`), e.g. JNLPBA's ``protein`` for a model with a
+        ``protein`` type."""
+        return self.type_map.keeping(model_types) if model_types else self.type_map
+
+    def types_for(self, model_types: Iterable[str] | None) -> tuple[str, ...]:
+        """The types this corpus annotates, under :meth:`type_map_for` ``model_types``."""
+        if not model_types or not self.label_map:
+            return self.types
+        return unified_types(self.label_map, self.type_map_for(model_types))
 
     def path(self, split: str | None, root: str | Path | None = None) -> Path:
         """The file of ``split`` under ``root`` (default: the data root); it must exist."""

@@ -33,6 +33,9 @@ Decisions on the doubtful labels, and why:
   cells") but also some cell lines ("HEK293"); ``cell_type`` is the closer fit.
 * ``protein`` (JNLPBA) -> ``gene``, while JNLPBA's ``DNA`` and ``RNA`` keep their own
   types: genes and their products are one type in every other corpus (BC2GM, BioRED).
+  A model may still keep JNLPBA's guideline apart in a ``protein`` type of its own
+  (:meth:`TypeMap.keeping`): the bundled model does, so that its ``gene`` head follows
+  BC2GM alone.
 * ``Modifier`` and ``CompositeMention`` (NCBI-disease) -> ``disease``: the sentence-
   level NCBI-disease benchmark merges all four classes into ``Disease``.
 * ``OTHER`` (NLM-Chem) names proteins and enzymes that are not chemicals, and
@@ -133,6 +136,17 @@ class TypeMap:
         merged = {label: t for label, t in self.mapping.items() if _loose(label) not in overridden}
         merged.update(overrides)
         return TypeMap(merged, unknown=unknown or self.unknown)
+
+    def keeping(self, types: Iterable[str]) -> "TypeMap":
+        """A copy in which each label that names one of ``types`` (loosely) maps to that type.
+
+        A model's own type names take precedence over the unified inventory: a model with a
+        ``protein`` type of its own (JNLPBA's guideline, kept apart from BC2GM's ``gene``)
+        learns and is scored on JNLPBA's ``protein`` label as ``protein``, not as ``gene``.
+        For a model that predicts only unified types this is the same map."""
+        own = {_loose(t): t for t in types}
+        overrides = {label: own[_loose(label)] for label in self.mapping if _loose(label) in own and self.mapping[label] != own[_loose(label)]}
+        return self.updated(overrides) if overrides else self
 
     @classmethod
     def from_json(cls, path: str | Path, *, base: "TypeMap | None" = None, unknown: str | None = None) -> "TypeMap":

@@ -113,24 +113,14 @@ def _biotag_runner(spec: dict[str, Any]):
 
     def evaluate(corpus: str, split: str) -> float:
         from biotag.corpora import read_corpus
-        from biotag.evaluation import evaluate_tagger
+        from biotag.evaluation import corpus_scoring, evaluate_tagger
         from biotag.ner import NerTagger
 
-        types, type_map = _scored_types(corpus)
+        types, type_map = corpus_scoring(corpus, annotator.tagger.predictor.schema.types)
         report = evaluate_tagger(NerTagger(annotator.tagger.predictor), read_corpus(corpus, split), types=types, type_map=type_map)
         return _f1(report)
 
     return tag_many, tag_one, evaluate
-
-
-def _scored_types(corpus: str):
-    """As ``biotag evaluate``: the corpus's types on biotag's unified inventory."""
-    from biotag.corpora import resolve
-    from biotag.entity_types import default_type_map
-
-    spec, tmap = resolve(corpus), default_type_map()
-    types = {tmap.unify(t) or t for t in spec.types} if getattr(spec, "types", None) else None
-    return types, tmap.as_dict()
 
 
 def _f1(report) -> float:
@@ -215,10 +205,10 @@ def _hf_runner(spec: dict[str, Any]):
 
     def evaluate(corpus: str, split: str) -> float:
         from biotag.corpora import read_corpus
-        from biotag.evaluation import strip_entities
+        from biotag.evaluation import corpus_scoring, strip_entities
         from biotag.metrics import score_documents
 
-        types, type_map = _scored_types(corpus)
+        types, type_map = corpus_scoring(corpus, schema.types)
         gold = list(read_corpus(corpus, split))
         predicted = [strip_entities(d) for d in gold]
         found = tag_many([d.text for d in predicted])

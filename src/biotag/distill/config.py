@@ -46,7 +46,11 @@ class DistillConfig(TrainConfig):
     ``multilabel`` student only). The teacher then only gives the student its layers, decoder,
     types and whatever types no type teacher predicts. ``type_mode`` ``corpus`` (default): on a
     gold corpus' sentences, the type teachers trained on that corpus teach its types alone;
-    ``mean``: every type teacher of a type, everywhere.
+    ``mean``: every type teacher of a type, everywhere. ``added_types`` maps types the
+    teacher does not predict to one whose head starts theirs (``{"protein": "gene"}``):
+    the student predicts them too, corpus labels naming them keep them
+    (:meth:`biotag.entity_types.TypeMap.keeping`: JNLPBA's ``protein`` becomes ``protein``,
+    not ``gene``), and type teachers must teach them (the JNLPBA teacher's ``gene``).
 
     Weak supervision: ``soft_text`` files (``.jsonl`` with text or title+abstract,
     records with ``in_test_split`` dropped, or ``.txt``), the first ``soft_limit``
@@ -76,6 +80,7 @@ class DistillConfig(TrainConfig):
     shape_features: bool = False
     teacher: str | list[str] = ""
     type_teachers: list[str] = field(default_factory=list)
+    added_types: dict[str, str] = field(default_factory=dict)  # new type -> type whose head rows start it
     type_mode: str = "corpus"  # how type teachers share a type: corpus (a corpus' own teacher first) or mean
     student_layers: list[int] | None = None
     student_width: int | None = None  # cut the student's hidden size (weight subcloning)
@@ -125,6 +130,11 @@ class DistillConfig(TrainConfig):
         self._require_in("student_ffn", "[0, 1)")
         if self.weighting not in WEIGHTINGS:
             raise InputError(f"must be one of {WEIGHTINGS}, got {self.weighting!r}", field="weighting")
+        added = self.added_types
+        if not isinstance(added, dict) or not all(isinstance(k, str) and k and isinstance(v, str) and v for k, v in added.items()):
+            raise InputError(f"must map each new type to the type whose head starts it, got {added!r}", field="added_types")
+        if added and not self.type_teachers:
+            raise InputError("added types are taught by type teachers only; none is given", field="added_types")
         if self.type_mode not in TYPE_MODES:
             raise InputError(f"must be one of {TYPE_MODES}, got {self.type_mode!r}", field="type_mode")
         if self.soft_loss not in SOFT_LOSSES:

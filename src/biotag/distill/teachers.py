@@ -56,7 +56,13 @@ class Teachers:
     ``type_dirs``, the type teachers."""
 
     def __init__(
-        self, dirs: Sequence[str | Path], type_dirs: Sequence[str | Path] = (), *, type_mode: str = "corpus", cache_root: str | Path | None = None
+        self,
+        dirs: Sequence[str | Path],
+        type_dirs: Sequence[str | Path] = (),
+        *,
+        type_mode: str = "corpus",
+        cache_root: str | Path | None = None,
+        added_types: Sequence[str] = (),
     ) -> None:
         if type_mode not in TYPE_MODES:
             raise InputError(f"must be one of {TYPE_MODES}, got {type_mode!r}", field="type_mode")
@@ -81,14 +87,25 @@ class Teachers:
             raise InputError(f"each type teacher is listed once, got {self.type_dirs}", field="type_teachers")
         if self.type_dirs and schema.scheme != "multilabel":
             raise InputError(f"type teachers need a multilabel student; the primary teacher's scheme is {schema.scheme!r}", field="type_teachers")
+        self.added_types = tuple(str(t) for t in added_types)
+        clash = [t for t in self.added_types if t in schema.types]
+        if clash:
+            raise InputError(f"the primary teacher already predicts {clash}", field="added_types")
+        #: the student's types: the primary teacher's, then the added ones
+        self.schema = LabelSchema(schema.types + self.added_types, schema.scheme) if self.added_types else schema
         self.type_models = [load_teacher(d) for d in self.type_dirs]
-        for path, model in zip(self.type_dirs, self.type_models):
-            extra = [t for t in model.schema.types if t not in schema.types]
-            if extra:
-                raise InputError(f"a type teacher predicts {extra}, which the student (types {list(schema.types)}) does not", path=path, field="type_teachers")
         self.type_corpora = [set((m.card.get("data") or {})) for m in self.type_models]
-        covered = {t for m in self.type_models for t in m.schema.types}
-        self.primary_types = [t for t in schema.types if t not in covered]  # still taught by the primary (ensemble)
+        # a type teacher's types in the student's names (JNLPBA's teacher's "gene" is the student's "protein")
+        self.type_names = [teacher_type_names(m, c, self.schema.types) for m, c in zip(self.type_models, self.type_corpora)]
+        for path, names in zip(self.type_dirs, self.type_names):
+            extra = [t for t in names.values() if t not in self.schema.types]
+            if extra:
+                raise InputError(f"a type teacher predicts {extra}, which the student (types {list(self.schema.types)}) does not", path=path, field="type_teachers")
+        covered = {t for names in self.type_names for t in names.values()}
+        self.primary_types = [t for t in self.schema.types if t not in covered]  # still taught by the primary (ensemble)
+        untaught = [t for t in self.added_types if t in self.primary_types]
+        if untaught:
+            raise InputError(f"no type teacher predicts the added types {untaught}, and the primary teacher cannot", field="added_types")
 
     @property
     def primary(self) -> "TokenClassifier | OnnxTeacher":
@@ -109,6 +126,8 @@ class Teachers:
         parts += sorted(f"types:{self._member_fingerprint(p, m)}" for p, m in zip(self.type_dirs, self.type_models))
         if self.type_models and self.type_mode != "mean":  # the mean's caches predate the modes
             parts.append(f"type_mode:{self.type_mode}")
+        if self.added_types:  # they rename type teachers' types, too
+            parts.append(f"added:{','.join(self.added_types)}")
         if len(parts) == 1 and not self.type_models and self.primary.crf is None:
             return parts[0]
         return hashlib.blake2b("|".join(parts).encode(), digest_size=8).hexdigest()
@@ -128,11 +147,14 @@ class Teachers:
         """Per sentence, float32 ``[n_words, num_outputs]``: the (mean) distribution of the
         teachers at each word, as log-probabilities; with type teachers, theirs for the types
         they predict (``corpora``: the corpus of each sentence, for the ``corpus`` mode)."""
-        schema = self.primary.schema
+        schema = self.schema
         if self.primary_types:
             outputs = [model.word_distributions(word_lists, batch_size=batch_size) for model in self.models]
             # each member's groups are normalised, so their mean is too; each row is >= the floor
             base = outputs[0] if len(outputs) == 1 else [mean_distribution(np.stack(rows)) for rows in zip(*outputs)]
+            if self.added_types:  # the added types' columns come last and are all type-taught
+                pad = schema.num_outputs - self.primary.schema.num_outputs
+                base = [np.concatenate([b, np.full((len(b), pad), LOG_FLOOR, dtype=np.float32)], axis=1) for b in base]
         else:  # every type has a type teacher: the primary would run for nothing
             base = [np.full((len(w), schema.num_outputs), LOG_FLOOR, dtype=np.float32) for w in word_lists]
         if not self.type_models:
@@ -141,7 +163,7 @@ class Teachers:
         for k, model in enumerate(self.type_models):
             rows = self._member_outputs(k, word_lists, batch_size)
             for t in model.schema.types:
-                votes[t].append((k, [type_log_probs(model.schema, r, t) for r in rows]))
+                votes[self.type_names[k][t]].append((k, [type_log_probs(model.schema, r, t) for r in rows]))
         for t, members in votes.items():
             i = schema.type_index(t)
             for n, sentence in enumerate(base):
@@ -163,6 +185,35 @@ class Teachers:
         cache = self._member_caches[k]
         cache.add(word_lists, lambda lists: model.word_distributions(lists, batch_size=batch_size))
         return cache.sentence_scores(word_lists)
+
+
+def teacher_type_names(model, corpora: set[str], student_types: Sequence[str]) -> dict[str, str]:
+    """A type teacher's types -> the student's names for them.
+
+    A type is renamed when the corpus labels it was trained on map to another of the
+    student's types (:meth:`~biotag.corpora.CorpusSpec.type_map_for`): the JNLPBA teacher
+    learnt JNLPBA's ``protein`` as ``gene``, which a student with a ``protein`` type of its
+    own learns as ``protein``. Corpora that are not registered by name keep every name."""
+    from biotag.corpora import resolve
+
+    names = {t: t for t in model.schema.types}
+    renames: dict[str, set[str]] = {}
+    for corpus in sorted(corpora):
+        try:
+            spec = resolve(corpus)
+        except InputError:
+            continue
+        student_map = spec.type_map_for(student_types)
+        for label, unified in spec.label_map.items():
+            if unified in names:
+                renames.setdefault(unified, set()).add(student_map.unify(label) or unified)
+    for t, targets in renames.items():
+        if len(targets) > 1:
+            raise InputError(
+                f"a type teacher's {t!r} covers labels the student keeps apart ({sorted(targets)}): train one teacher per type", field="type_teachers"
+            )
+        names[t] = targets.pop()
+    return names
 
 
 def type_log_probs(schema: LabelSchema, log_probs: np.ndarray, entity_type: str) -> np.ndarray:

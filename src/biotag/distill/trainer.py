@@ -121,16 +121,17 @@ class DistillTrainer(Trainer):
     def __init__(self, config: DistillConfig) -> None:
         device = resolve_device(config.device)  # before any loading: no GPU fails fast
         self.teachers = Teachers(
-            config.teacher_dirs, config.type_teachers, type_mode=config.type_mode, cache_root=config.soft_cache or str(Path(config.output_dir) / "teacher-cache")
+            config.teacher_dirs, config.type_teachers, type_mode=config.type_mode,
+            cache_root=config.soft_cache or str(Path(config.output_dir) / "teacher-cache"), added_types=list(config.added_types),
         )
         self.teacher = self.teachers.primary
-        schema = self.teacher.schema
+        schema = self.teachers.schema  # the teacher's types, then the added ones
         if self.teacher.network is None:  # an ONNX export
             for name in ("student_layers", "hidden_weight", "attention_weight"):
                 if getattr(config, name):
                     raise InputError(f"{name} needs the primary teacher's PyTorch network; {config.teacher_dirs[0]} is an ONNX export", field=name)
         if config.types is not None and tuple(config.types) != schema.types:
-            raise InputError(f"the student predicts the teacher's types {list(schema.types)}, not {config.types}", field="types")
+            raise InputError(f"the student predicts the teacher's (and added) types {list(schema.types)}, not {config.types}", field="types")
         if config.scheme is not None and config.scheme != schema.scheme:
             raise InputError(f"the student uses the teacher's scheme {schema.scheme!r}", field="scheme")
         soft_examples = soft_text_examples(config.soft_text, config.soft_limit, len(config.corpora), len(schema.types))
@@ -138,6 +139,8 @@ class DistillTrainer(Trainer):
         narrow = config.student_width is not None or bool(config.student_ffn)
         if config.encoder is None:
             student = str(self._layer_dropped_teacher(config, ranking))
+            if config.added_types:
+                student = str(self._with_added_types(config, student))
         else:
             student = str(self._narrowed_encoder(config, ranking)) if narrow else config.encoder
         encoder = SubwordEncoder(AutoTokenizer.from_pretrained(find_encoder(student)), max_length=config.max_length)
@@ -158,7 +161,7 @@ class DistillTrainer(Trainer):
         base.update(encoder=student, scheme=schema.scheme, unify_types=unify, types=list(schema.types), decoder=self.teacher.decoder)
         super().__init__(TrainConfig(**base))  # corpora, student (on the device), items, plan, optimizer
         self.teachers.to(device)
-        if config.student_layers is not None or narrow:
+        if config.student_layers is not None or narrow or config.added_types:
             remove_dir(Path(config.output_dir) / STUDENT_INIT_DIR)  # loaded; rebuilt the same way on resume
             self.model.encoder_name = student_description(config)  # not the temporary folder it was loaded from
         self.config = config  # what checkpoints record and resumes compare
@@ -185,7 +188,7 @@ class DistillTrainer(Trainer):
         """The student encoder with a fresh head, cut to ``student_width`` / ``student_ffn``."""
         from biotag.compress.structured import prune_structured
 
-        fresh = TokenClassifier.from_encoder(config.encoder, self.teacher.schema, max_length=config.max_length, decoder=self.teacher.decoder)
+        fresh = TokenClassifier.from_encoder(config.encoder, self.teachers.schema, max_length=config.max_length, decoder=self.teacher.decoder)
         source = fresh.save_pretrained(Path(config.output_dir) / f"{STUDENT_INIT_DIR}-source")
         try:
             return prune_structured(
@@ -194,6 +197,18 @@ class DistillTrainer(Trainer):
             )
         finally:
             remove_dir(source)
+
+    def _with_added_types(self, config: DistillConfig, student: str) -> Path:
+        """The student-to-be with a head for each added type, started as a copy of the head
+        of the type it names (so ``protein`` starts out predicting what ``gene`` does)."""
+        model = TokenClassifier.from_pretrained(student)
+        model.add_types(config.added_types)
+        target = Path(config.output_dir) / STUDENT_INIT_DIR
+        staging = target.with_name(f"{target.name}-types")  # student may be target itself
+        model.save_pretrained(staging, card=model.card)
+        remove_dir(target)
+        staging.rename(target)
+        return target
 
     def _layer_dropped_teacher(self, config: DistillConfig, word_lists: list[list[str]]) -> Path:
         """The primary teacher with only ``student_layers``, cut to ``student_width`` and
@@ -221,7 +236,7 @@ class DistillTrainer(Trainer):
         self.gold_starts = self.soft_starts = np.zeros(0, dtype=np.int64)
         if not self.soft_labels:
             return
-        self.cache = SoftLabelCache(self.teachers.cache_root, self.teachers.fingerprint(), self.teacher.schema, c.soft_top_k)
+        self.cache = SoftLabelCache(self.teachers.cache_root, self.teachers.fingerprint(), self.teachers.schema, c.soft_top_k)
         gold_words = [e.words for e in self.train_examples]
         soft_words = [e.words for e in self.soft_examples]
         # corpus-aware type teachers label a sentence by its corpus: the corpus is part of its key
@@ -414,7 +429,7 @@ class DistillTrainer(Trainer):
             "soft_labels": (
                 f"mean of {len(self.teachers.models)} teachers' word distributions" if len(self.teachers.models) > 1 else "the teacher's word distribution"
             ) + " (CRF marginals for a CRF teacher, else the softmax)" + (
-                f"; for {sorted(set(self.teacher.schema.types) - set(self.teachers.primary_types))}, the per-type distributions "
+                f"; for {sorted(set(self.teachers.schema.types) - set(self.teachers.primary_types))}, the per-type distributions "
                 f"of the type teachers {c.type_teachers} ({c.type_mode} mode)" if c.type_teachers else ""
             ),
             "teacher_encoder": self.teacher.encoder_name,

@@ -20,7 +20,7 @@ import platform
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -175,6 +175,41 @@ class TokenClassifier(torch.nn.Module):
             decoder=meta.get("decoder", "viterbi"),
             feature_dropout=float((meta.get("features") or {}).get("dropout", 0.0)),
         )
+
+    def add_types(self, added: Mapping[str, str]) -> None:
+        """Grow a ``multilabel`` model by the types ``added`` names (new type -> existing
+        type), each head a copy of the existing type's O/B/I rows, so a new type starts
+        out predicting what its source does and training moves them apart."""
+        if self.schema.scheme != "multilabel":
+            raise InputError(f"types can be added to a multilabel model, not a {self.schema.scheme} one", field="added_types")
+        unknown = sorted({source for source in added.values() if source not in self.schema.types})
+        present = sorted(t for t in added if t in self.schema.types)
+        if unknown or present:
+            problem = f"sources {unknown} are not among" if unknown else f"{present} are already among"
+            raise InputError(f"{problem} the model's types {list(self.schema.types)}", field="added_types")
+        schema = LabelSchema(self.schema.types + tuple(added), "multilabel")
+        rows = [3 * self.schema.type_index(source) + c for source in added.values() for c in range(3)]
+        old = self.network.classifier
+        head = torch.nn.Linear(old.in_features, schema.num_outputs, bias=old.bias is not None).to(old.weight.device, old.weight.dtype)
+        with torch.no_grad():
+            head.weight.copy_(torch.cat([old.weight, old.weight[rows]]))
+            if old.bias is not None:
+                head.bias.copy_(torch.cat([old.bias, old.bias[rows]]))
+        self.network.classifier = head
+        self.network.num_labels = schema.num_outputs
+        if self.crf is not None:  # one chain per type: the new ones copy their sources'
+            from biotag.models.crf import CRF
+
+            sources = [self.schema.type_index(source) for source in added.values()]
+            p = self.crf.params()
+            crf = CRF(schema).to(old.weight.device)
+            crf.load_params(type(p)(*(np.concatenate([a, a[sources]]) for a in (p.transitions, p.start, p.end))))
+            self.crf = crf
+        config = self.network.config
+        config.num_labels = schema.num_outputs
+        config.id2label = dict(enumerate(schema.output_names))
+        config.label2id = {name: i for i, name in enumerate(schema.output_names)}
+        self.schema = schema
 
     def _load_heads(self, path: Path) -> None:
         from safetensors.torch import load_file

@@ -74,8 +74,12 @@ class Corpus:
 
 
 # -- reading corpora ---------------------------------------------------------------
-def load_corpus(name: str, train_split: str, devel_split: str, unify_types: bool) -> Corpus:
+def load_corpus(name: str, train_split: str, devel_split: str, unify_types: bool, model_types: Sequence[str] | None = None) -> Corpus:
     """A registered corpus by name, a folder of ``<split>.*`` files, or one file.
+
+    With ``unify_types``, a label naming one of ``model_types`` keeps that type
+    (:meth:`~biotag.corpora.CorpusSpec.type_map_for`: JNLPBA's ``protein`` for a model
+    with a ``protein`` type), the others map onto biotag's unified types.
 
     A corpus without a devel split (one file, or a registered corpus with train and test
     only) gives a fixed tenth of its training documents to devel, chosen by a hash of
@@ -92,9 +96,10 @@ def load_corpus(name: str, train_split: str, devel_split: str, unify_types: bool
         train, devel = _hold_out(train)
         log.info("%s has no %s split: %d of its %s documents are held out for it", name, devel_split, len(devel), train_split)
     if unify_types:
-        train, devel = ([unify_document_types(doc, spec.type_map) for doc in docs] for docs in (train, devel))
+        type_map = spec.type_map_for(model_types)
+        train, devel = ([unify_document_types(doc, type_map) for doc in docs] for docs in (train, devel))
     if spec.types:
-        types = tuple(spec.types) if unify_types else tuple(spec.label_map)
+        types = tuple(spec.types_for(model_types)) if unify_types else tuple(spec.label_map)
     else:  # a user's corpus declares nothing: it annotates the types its training data has
         found = {e.type for doc in train for e in doc.entities}
         types = unified_types(found) if unify_types else tuple(sorted(found))

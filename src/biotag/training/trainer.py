@@ -97,7 +97,7 @@ class Trainer(CheckpointedRun):
         self.config = config
         self.out = Path(config.output_dir)
         seed_everything(config.seed)
-        corpora = [load_corpus(n, config.train_split, config.devel_split, config.unify_types) for n in config.corpora]
+        corpora = [load_corpus(n, config.train_split, config.devel_split, config.unify_types, config.types) for n in config.corpora]
         found = list(dict.fromkeys(t for c in corpora for t in c.types))
         self.schema = LabelSchema(tuple(config.types or found), config.scheme)
         self.stats = AlignmentStats()
