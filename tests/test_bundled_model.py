@@ -39,11 +39,21 @@ def test_all_types_in_one_pass(annotator):
     for expected in [("cell_line", "HeLa cells"), ("species", "mice"), ("chemical", "tamoxifen"),
                      ("disease", "breast cancer")]:
         assert expected in found, found
-    # JNLPBA, one of the gene corpora, annotates "BRCA1 mutations"-style gene names as DNA,
-    # and the unified model follows it in this context (docs/results.md, bundled model)
-    assert any(t in ("gene", "dna") and s.startswith("BRCA1") for t, s in found), found
+    # the gene head follows BC2GM, where "BRCA1 mutations" has a gene; JNLPBA's DNA has a head of its own
+    assert any(t == "gene" and s.startswith("BRCA1") for t, s in found), found
     genes = {(e.type, e.text) for e in annotator("Expression of IL-2 and c-myc was induced in Jurkat cells.").entities}
     assert {("gene", "IL-2"), ("gene", "c-myc"), ("cell_line", "Jurkat cells")} <= genes, genes
+
+
+def test_the_readme_example_gets_its_gene_and_jnlpba_keeps_its_own_protein_type(annotator):
+    """Two gene guidelines, two heads: ``gene`` (BC2GM) tags the gene symbol of the README's
+    example; ``protein`` (JNLPBA) is a type of its own, so "the BRCA1 gene" is both a BC2GM gene
+    and a JNLPBA DNA."""
+    found = {(e.type, e.text) for e in annotator("BRCA1-associated breast cancer is treated with tamoxifen in humans.").entities}
+    assert {("gene", "BRCA1"), ("disease", "breast cancer"), ("chemical", "tamoxifen"), ("species", "humans")} <= found, found
+    found = {(e.type, e.text) for e in annotator("Germline mutations in the BRCA1 gene predispose to breast cancer.").entities}
+    assert {("gene", "BRCA1 gene"), ("dna", "BRCA1 gene")} <= found, found
+    assert "protein" in annotator.tagger.predictor.schema.types
 
 
 def _nested(doc, start: int, end: int) -> tuple[list, list]:
@@ -69,8 +79,8 @@ def test_nested_gene_and_disease_on_the_ncbi_disease_test_corpus(annotator, shar
     """The corpus case of issue 4, counted over the whole test set: gold disease mentions
     that come out as that disease span *and* with a gene inside ("phenylalanine hydroxylase
     deficiency", "VLCAD deficiency", ...). A model without nested output finds none; the
-    bundled model finds 71, the students and the MiniLM-L6 model before it 67, 66, 55,
-    36 and 33 (docs/results.md)."""
+    bundled model finds 74, the models before it 69, 71, 67, 66, 55, 36 and 33
+    (docs/results.md)."""
     path = shared_data / NCBI_TEST
     if not path.exists():
         pytest.skip(f"{path} is absent")
