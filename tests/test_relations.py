@@ -60,6 +60,18 @@ def test_candidates_read_corpus_labels_as_unified_types():
     assert ("C1", "G1") in _pairs(doc, own) and to_example(doc, candidates[0]).head.type == "chemical"
 
 
+def test_a_protein_on_a_genes_span_is_not_a_second_argument():
+    """The bundled model tags a protein name as both gene (BC2GM) and protein (JNLPBA): one
+    argument, the gene; a protein on a span of its own still is one."""
+    doc = _doc()
+    doc.add_entity(0, 4, "protein", id="P1")  # TP53 again
+    kinase = doc.add_entity(42, 48, "protein", id="P2")  # "Kinase" alone: no gene there
+    assert kinase.text == "Kinase"
+    assert _pairs(doc, CHEMPROT) == [("C1", "G1"), ("C2", "G1"), ("C3", "G2"), ("C3", "P2")]
+    doc.entities = [e for e in doc.entities if e.id != "G1"]  # the protein alone: it is the argument
+    assert _pairs(doc, CHEMPROT)[:2] == [("C1", "P1"), ("C2", "P1")]
+
+
 def test_candidates_sentence_window():
     assert set(_pairs(_doc(), CHEMPROT, window=2)) == {("C1", "G1"), ("C2", "G1"), ("C3", "G2"), ("C3", "G1"), ("C1", "G2"), ("C2", "G2")}
     region = [c for c in candidate_pairs(_doc(), CHEMPROT, window=2) if c.head.id == "C1" and c.tail.id == "G2"][0]

@@ -43,6 +43,8 @@ def _same_sentence_chemical_gene_pairs(doc: dict) -> set[tuple[str, str]]:
 
     chemicals = [e for e in doc["entities"] if e["type"] == "chemical"]
     genes = [e for e in doc["entities"] if e["type"] == "gene"]
+    gene_spans = [g["spans"] for g in genes]  # a protein (JNLPBA's head) is an argument where no gene is
+    genes += [e for e in doc["entities"] if e["type"] == "protein" and e["spans"] not in gene_spans]
     return {(c["id"], g["id"]) for c in chemicals for g in genes if sentence(c) == sentence(g)}
 
 

@@ -61,11 +61,10 @@ def candidate_pairs(doc: Document, task: RelationTask, *, window: int = 1) -> It
     def sentence_of(entity: Entity) -> int:
         return max(0, bisect_right(starts, entity.start) - 1)
 
-    entities = doc.sorted_entities()
-    where = [sentence_of(e) for e in entities]
     named = {t for pair in task.pairs for t in pair}
     unify = default_type_map(unknown="keep")
-    types = [e.type if e.type in named else unify(e.type) for e in entities]
+    entities, types = _one_mention_per_span(doc.sorted_entities(), lambda e: e.type if e.type in named else unify(e.type))
+    where = [sentence_of(e) for e in entities]
     for i, a in enumerate(entities):
         for j in range(i + 1, len(entities)):
             b = entities[j]
@@ -90,6 +89,20 @@ def candidate_pairs(doc: Document, task: RelationTask, *, window: int = 1) -> It
             start = min(first.start if first else 0, a.start, b.start)
             end = max(last.end if last else len(doc.text), a.end, b.end)
             yield Candidate(head[0], tail[0], start, end, head[1], tail[1])
+
+
+def _one_mention_per_span(entities: list[Entity], argument_type) -> tuple[list[Entity], list[str]]:
+    """The entities and their argument types, one per span and argument type: the bundled
+    model tags a protein name as both ``gene`` (BC2GM's guideline) and ``protein`` (JNLPBA's),
+    one argument type for a relation model, so the entity whose own type it is stays."""
+    chosen: dict[tuple, int] = {}
+    types = [argument_type(e) for e in entities]
+    for i, (entity, t) in enumerate(zip(entities, types)):
+        key = (tuple((s.start, s.end) for s in entity.spans), t)
+        if key not in chosen or (entity.type == t and entities[chosen[key]].type != t):
+            chosen[key] = i
+    kept = sorted(chosen.values())
+    return [entities[i] for i in kept], [types[i] for i in kept]
 
 
 def to_example(doc: Document, candidate: Candidate, label: str | None = None) -> RelationExample:
