@@ -206,6 +206,8 @@ def test_a_models_own_type_names_take_precedence_over_the_inventory():
     assert (kept.unify("protein"), kept.unify("Protein"), kept.unify("GENE"), kept.unify("GGP")) == ("protein", "protein", "gene", "gene")
     assert DEFAULT_TYPE_MAP.unify("protein") == "gene"  # the default is untouched
     assert DEFAULT_TYPE_MAP.keeping(["gene", "dna"]) is DEFAULT_TYPE_MAP  # unified types change nothing
+    # nor do raw corpus labels (a model trained with unify_types off is scored on unified types)
+    assert DEFAULT_TYPE_MAP.keeping(["SpecificDisease", "Disease", "GENE"]) is DEFAULT_TYPE_MAP
     jnlpba = resolve("jnlpba")
     assert jnlpba.types_for(["gene", "protein", "dna"]) == ("cell_line", "cell_type", "dna", "rna", "protein")
     assert jnlpba.types_for(["gene", "dna"]) == jnlpba.types == ("gene", "cell_line", "cell_type", "dna", "rna")

@@ -93,6 +93,10 @@ _GROUPS: dict[str | None, tuple[str, ...]] = {
     None: ("ChromosomeLocation", "OTHER", "NonStandardRef"),
 }
 
+#: Finer types a model may keep apart from the unified type their label maps to (the
+#: bundled model's ``protein``: JNLPBA's guideline, beside BC2GM's ``gene``), and that type.
+FINER_TYPES: dict[str, str] = {"protein": GENE}
+
 #: corpus label -> unified type (``None``: not an entity type biotag tags).
 DEFAULT_LABELS: dict[str, str | None] = {label: unified for unified, labels in _GROUPS.items() for label in labels}
 
@@ -138,13 +142,15 @@ class TypeMap:
         return TypeMap(merged, unknown=unknown or self.unknown)
 
     def keeping(self, types: Iterable[str]) -> "TypeMap":
-        """A copy in which each label that names one of ``types`` (loosely) maps to that type.
+        """A copy in which each label naming one of ``types`` that is a :data:`FINER_TYPES`
+        type (loosely) maps to that type.
 
-        A model's own type names take precedence over the unified inventory: a model with a
+        A model's own finer types take precedence over the unified inventory: a model with a
         ``protein`` type of its own (JNLPBA's guideline, kept apart from BC2GM's ``gene``)
         learns and is scored on JNLPBA's ``protein`` label as ``protein``, not as ``gene``.
-        For a model that predicts only unified types this is the same map."""
-        own = {_loose(t): t for t in types}
+        For a model of unified types, or of raw corpus labels (``unify_types`` off), this is
+        the same map."""
+        own = {_loose(t): t for t in types if t in FINER_TYPES}
         overrides = {label: own[_loose(label)] for label in self.mapping if _loose(label) in own and self.mapping[label] != own[_loose(label)]}
         return self.updated(overrides) if overrides else self
 
@@ -236,6 +242,7 @@ def unified_types(labels: Iterable[str], type_map: TypeMap | None = None) -> tup
 
 __all__ = [
     "TYPES",
+    "FINER_TYPES",
     "DEFAULT_LABELS",
     "DEFAULT_TYPE_MAP",
     "TypeMap",
