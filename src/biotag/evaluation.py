@@ -23,7 +23,7 @@ def strip_entities(doc: Document) -> Document:
 def corpus_scoring(corpus: str, model_types: Iterable[str] = ()) -> tuple[set[str] | None, dict[str, str | None]]:
     """``(types, type_map)`` to score a model predicting ``model_types`` on ``corpus``:
     biotag's unified inventory, except that a corpus label naming one of the model's own
-    types keeps it (:meth:`~biotag.entity_types.TypeMap.keeping`). A model with a
+    finer types keeps it (:meth:`~biotag.entity_types.TypeMap.keeping`). A model with a
     ``protein`` type is scored on JNLPBA's ``protein`` by it, and its ``gene`` predictions
     are left out there; for a model of unified types this is the unified inventory."""
     from biotag.corpora import resolve

@@ -77,7 +77,7 @@ class Corpus:
 def load_corpus(name: str, train_split: str, devel_split: str, unify_types: bool, model_types: Sequence[str] | None = None) -> Corpus:
     """A registered corpus by name, a folder of ``<split>.*`` files, or one file.
 
-    With ``unify_types``, a label naming one of ``model_types`` keeps that type
+    With ``unify_types``, a label naming one of ``model_types`` that is a finer type keeps it
     (:meth:`~biotag.corpora.CorpusSpec.type_map_for`: JNLPBA's ``protein`` for a model
     with a ``protein`` type), the others map onto biotag's unified types.
 
