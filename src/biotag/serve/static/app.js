@@ -2,10 +2,10 @@
 // Plain browser JavaScript, no build step and nothing loaded from elsewhere.
 "use strict";
 
-// Stable colours for biotag's unified types; other types get one from the spare list.
+// Stable colours for biotag's unified types and the bundled model's protein; other types get one from the spare list.
 const TYPE_HUES = {
   gene: 210, chemical: 130, disease: 0, species: 35, cell_line: 280,
-  cell_type: 320, dna: 185, rna: 60, variant: 245,
+  cell_type: 320, dna: 185, rna: 60, variant: 245, protein: 100,
 };
 const SPARE_HUES = [15, 160, 300, 90, 230, 340, 110, 200, 50, 265];
 
