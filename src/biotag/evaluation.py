@@ -29,10 +29,8 @@ def corpus_scoring(corpus: str, model_types: Iterable[str] = ()) -> tuple[set[st
     from biotag.corpora import resolve
     from biotag.entity_types import default_type_map
 
-    spec = resolve(corpus)
-    tmap = default_type_map().keeping(model_types)
-    types = {tmap.unify(t) or t for t in spec.types_for(model_types)} if spec.types else None
-    return types, tmap.as_dict()
+    types = set(resolve(corpus).types_for(model_types)) or None  # already unified (a user's file: none known)
+    return types, default_type_map().keeping(model_types).as_dict()
 
 
 def evaluate_tagger(

@@ -70,8 +70,6 @@ def candidate_pairs(doc: Document, task: RelationTask, *, window: int = 1) -> It
             b = entities[j]
             if where[j] - where[i] >= window:
                 break  # sorted by start, so later entities are further away
-            if a.spans == b.spans and a.type == b.type:
-                continue
             if _links(a) & _links(b):
                 continue
             ta, tb = types[i], types[j]
