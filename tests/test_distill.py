@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from biotag.distill import DistillConfig, distill
 from biotag.distill import trainer as trainer_module
-from biotag.distill.losses import HiddenProjections, attention_loss, hidden_state_loss, overrule_known_absent, soft_label_loss
+from biotag.distill.losses import HiddenProjections, attention_loss, hidden_state_loss, overrule_known_absent, soft_label_loss, teacher_evidence
 from biotag.distill.pruning import GradualPruner, encoder_linear_weights
 from biotag.distill.schedule import cubic_sparsity, decay, loss_weights
 from biotag.distill.soft_labels import SoftLabelCache, compress_scores, restore_scores, teacher_fingerprint
@@ -61,6 +61,72 @@ def test_known_absent_cells_are_the_mask_cells_beyond_each_word_corpus_own_types
     mask = np.array([[True, True], [True, False], [True, True]])  # word 0: gold rules disease out
     absent = trainer_module.DistillTrainer._known_absent(SimpleNamespace(annotated_types=annotated), items, SimpleNamespace(type_mask=mask))
     assert absent.tolist() == [[False, True], [False, False], [True, False]]
+
+
+GENE_CHEM = LabelSchema(("gene", "chemical"), "multilabel")
+
+
+def _per_type(probs: list[list[list[float]]]) -> torch.Tensor:
+    """Teacher log-probabilities ``[n_words, n_types * 3]`` from O/B/I probabilities."""
+    return torch.tensor(probs).log().reshape(len(probs), -1)
+
+
+def test_teacher_evidence_rules_a_type_out_where_another_type_teacher_is_confident_and_gold_is_silent():
+    teacher = _per_type([
+        [[0.1, 0.8, 0.1], [0.05, 0.9, 0.05]],  # a sure gene the chemical teacher also calls a chemical
+        [[0.8, 0.1, 0.1], [0.05, 0.9, 0.05]],  # a chemical the gene teacher doubts: kept
+        [[0.1, 0.1, 0.8], [0.05, 0.05, 0.9]],  # a sure gene inside, but its corpus annotates chemicals
+    ])
+    open_cells = torch.tensor([[True, True], [True, True], [True, False]])
+    rules = {1: [0]}  # chemical <- gene
+    assert teacher_evidence(teacher, GENE_CHEM, rules, open_cells, 0.5).tolist() == [[False, True], [False, False], [False, False]]
+    assert not teacher_evidence(teacher, GENE_CHEM, rules, open_cells, 0.95).any()  # 0.9 is not sure enough
+    assert not teacher_evidence(teacher, GENE_CHEM, {}, open_cells, 0.5).any()
+    out = overrule_known_absent(teacher, teacher_evidence(teacher, GENE_CHEM, rules, open_cells, 0.5), GENE_CHEM)
+    assert torch.softmax(out.reshape(3, 2, 3)[0, 1], -1)[0].item() > 0.999999  # the chemical guess on the gene is gone
+    assert torch.equal(out[1:], teacher[1:]) and torch.equal(out[0, :3], teacher[0, :3])
+
+
+def test_soft_absent_joins_gold_and_teacher_evidence_by_each_word_corpus():
+    from types import SimpleNamespace
+
+    teacher = _per_type([[[0.1, 0.8, 0.1], [0.1, 0.8, 0.1]]] * 3)  # every word: a sure gene, and a chemical guess
+    fake = SimpleNamespace(
+        config=SimpleNamespace(negative_evidence={"chemical": ["gene"]}, teacher_evidence_threshold=0.5),
+        schema=GENE_CHEM, model=SimpleNamespace(schema=GENE_CHEM), teacher_exclusions={1: [0]},
+        annotated_types=np.array([[True, True], [True, False]]),  # corpus 0 (BC5CDR-like) annotates chemicals, corpus 1 does not
+        evidence_counts=np.zeros(2, dtype=np.int64),
+    )
+    fake._known_absent = lambda items, batch: trainer_module.DistillTrainer._known_absent(fake, items, batch)
+    items = [SimpleNamespace(labels=np.zeros(2), corpus=0), SimpleNamespace(labels=np.zeros(1), corpus=1)]
+    batch = SimpleNamespace(type_mask=np.array([[True, True], [True, True], [True, True]]))  # word 2: gold gene, no chemical
+    absent = trainer_module.DistillTrainer._soft_absent(fake, items, batch, teacher, text_only=False)
+    assert absent.tolist() == [[False, False], [False, False], [False, True]]  # corpus 0's chemical gold decides its words
+    assert fake.evidence_counts.tolist() == [1, 3]
+    absent = trainer_module.DistillTrainer._soft_absent(fake, items, None, teacher, text_only=True)  # unlabelled text
+    assert absent.tolist() == [[False, True]] * 3 and fake.evidence_counts.tolist() == [4, 6]
+
+
+def test_a_student_is_not_taught_a_type_where_its_teachers_see_an_excluding_one(toy_trained, tmp_path):
+    teacher, corpus = toy_trained
+    encoder = make_tiny_encoder(tmp_path / "encoder")
+    item_teacher = TokenClassifier.from_encoder(encoder, LabelSchema(("Item",), "bio"), max_length=32).save_pretrained(tmp_path / "item")
+    settings = dict(
+        teacher=str(teacher), type_teachers=[str(item_teacher)], added_types={"Item": "Thing"}, corpora=[str(corpus)],
+        output_dir=str(tmp_path / "run"), student_layers=[1], unify_types=False, max_steps=2, batch_size=8, max_length=32,
+        threads=1, checkpoint_every=0,
+    )
+    # threshold 0: every word is evidence, so Item (not annotated by the corpus) is never taught as present
+    student = distill(DistillConfig(**settings, teacher_negative_evidence={"Item": ["Thing"]}, teacher_evidence_threshold=0.0))
+    summary = TokenClassifier.from_pretrained(student).card["distillation"]["teacher_negative_evidence"]
+    assert summary["rules"] == {"Item": ["Thing"]} and summary["words_overruled"] == summary["words_seen"] > 0
+    with pytest.raises(InputError) as info:
+        trainer_module.DistillTrainer(DistillConfig(**settings, teacher_negative_evidence={"Item": ["Nothing"]}))
+    assert info.value.field == "teacher_negative_evidence" and "'Nothing'" in str(info.value)
+    for bad in ({"Item": "Thing"}, {"Item": ["Item"]}, {"Item": []}):
+        with pytest.raises(InputError) as info:
+            DistillConfig(**settings, teacher_negative_evidence=bad)
+        assert info.value.field == "teacher_negative_evidence"
 
 
 def test_multilabel_kl_is_one_softmax_per_type():

@@ -59,6 +59,13 @@ class DistillConfig(TrainConfig):
     ``<output_dir>/teacher-cache``; share one folder between runs of the same teacher)
     as fp16 logits or, with ``soft_top_k``, top-k probabilities.
 
+    Cross-type evidence: ``negative_evidence`` (:class:`TrainConfig`'s) makes gold spans of
+    one type a certain "O" of another, in the hard and the soft labels; ``teacher_negative_evidence``
+    does the same with the teachers' own mentions (``{"chemical": ["gene", "protein"]}``: where a
+    type teacher gives a word P(gene) of at least ``teacher_evidence_threshold``, the chemical soft
+    label becomes a certain "O"), on unlabelled text and on corpora that do not annotate the
+    excluded type; where a corpus annotates it, its gold and its own teacher decide.
+
     Pruning: ``prune_sparsity`` > 0 prunes the encoder's linear weights by magnitude
     along Zhu & Gupta's cubic schedule from ``prune_start`` to ``prune_end`` (shares of
     the training steps), masks updated every ``prune_every`` steps. Only models at the
@@ -95,6 +102,9 @@ class DistillConfig(TrainConfig):
     hidden_weight: float = 0.0
     attention_weight: float = 0.0
     hidden_layers: list[list[int]] | None = None
+    # excluded type -> types whose confident teacher mention excludes it, where no gold decides
+    teacher_negative_evidence: dict[str, list[str]] = field(default_factory=dict)
+    teacher_evidence_threshold: float = 0.5
     soft_text: list[str] = field(default_factory=list)
     soft_limit: int | None = None
     soft_ratio: float = 1.0
@@ -144,7 +154,12 @@ class DistillConfig(TrainConfig):
         self._require_in("kd_temperature", "(0, inf)")
         for name in ("hard_weight", "soft_weight", "hidden_weight", "attention_weight", "soft_ratio"):
             self._require_in(name, "[0, inf)")
-        for name in ("soft_floor", "prune_start", "prune_end"):
+        rules = self.teacher_negative_evidence
+        if not isinstance(rules, dict) or not all(
+            isinstance(k, str) and isinstance(v, list) and v and all(isinstance(t, str) and t != k for t in v) for k, v in rules.items()
+        ):
+            raise InputError(f"must map a type to the other types whose teacher mentions exclude it, got {rules!r}", field="teacher_negative_evidence")
+        for name in ("soft_floor", "prune_start", "prune_end", "teacher_evidence_threshold"):
             self._require_in(name, "[0, 1]")
         self._require_in("prune_sparsity", "[0, 1)")
         if self.prune_sparsity and not self.prune_start < self.prune_end:

@@ -50,6 +50,24 @@ def overrule_known_absent(teacher: torch.Tensor, known_absent: torch.Tensor, sch
     return groups.reshape(teacher.shape)
 
 
+def teacher_evidence(
+    teacher: torch.Tensor, schema: LabelSchema, exclusions: dict[int, list[int]], open_cells: torch.Tensor, threshold: float
+) -> torch.Tensor:
+    """bool ``[n, n_types]``: the cells where the teachers' own confident mention of one type
+    rules out another (``exclusions``: excluded type index -> evidence type indices; a word is
+    evidence where an evidence type's P(B) + P(I) reaches ``threshold``), among ``open_cells``,
+    the cells no gold decides. Used as ``known_absent`` of :func:`overrule_known_absent`, so
+    that the BC5CDR teacher's "chemical" on a gene symbol the BC2GM teacher is sure of is not
+    taught on text whose corpus annotates neither."""
+    absent = torch.zeros(teacher.shape[0], len(schema.types), dtype=torch.bool, device=teacher.device)
+    if schema.scheme != "multilabel" or not exclusions or teacher.shape[0] == 0:
+        return absent
+    inside = 1.0 - torch.softmax(teacher.reshape(teacher.shape[0], len(schema.types), 3).float(), dim=-1)[..., O]
+    for target, sources in exclusions.items():
+        absent[:, target] = (inside[:, sources] >= threshold).any(-1)
+    return absent & open_cells
+
+
 def grouped_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
     """KL(teacher || student) of the temperature-scaled softmaxes over the last axis of
     ``[n, groups, classes]`` scores, averaged over rows and groups, times ``temperature²``."""

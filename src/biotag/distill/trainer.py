@@ -26,7 +26,7 @@ import torch
 from transformers import AutoTokenizer
 
 from biotag.distill.config import DistillConfig
-from biotag.distill.losses import HiddenProjections, attention_loss, hidden_state_loss, overrule_known_absent, soft_label_loss
+from biotag.distill.losses import HiddenProjections, attention_loss, hidden_state_loss, overrule_known_absent, soft_label_loss, teacher_evidence
 from biotag.distill.pruning import GradualPruner
 from biotag.distill.schedule import LossWeights, loss_weights
 from biotag.distill.soft_labels import SoftLabelCache
@@ -169,6 +169,7 @@ class DistillTrainer(Trainer):
         self.annotated_types = np.zeros((len(config.corpora), len(self.schema.types)), dtype=bool)  # per corpus index
         for example in self.train_examples:  # the examples' own masks: corpus_sizes is keyed by name, and a name may repeat
             self.annotated_types[example.corpus] = example.type_mask
+        self.teacher_exclusions = self._teacher_exclusions(config)
         self.pool = self.items + self.soft_items
         self.soft_examples = soft_examples
         self.soft_loss = config.soft_loss if config.soft_loss != "auto" else ("crf" if self.model.crf is not None else "kl")
@@ -182,6 +183,8 @@ class DistillTrainer(Trainer):
             self.pruner = GradualPruner(self.model.network, config.prune_sparsity, start, end, config.prune_every)
         self.part_sums: dict[str, float] = defaultdict(float)
         self.part_batches: dict[str, int] = defaultdict(int)
+        # [soft-label words overruled by teacher evidence, words seen], in this process (after a restart: since it)
+        self.evidence_counts = np.zeros(2, dtype=np.int64)
 
     # -- setup ------------------------------------------------------------------------------
     def _narrowed_encoder(self, config: DistillConfig, word_lists: list[list[str]]) -> Path:
@@ -317,8 +320,9 @@ class DistillTrainer(Trainer):
             parts["hard"] = self.model.loss(scores, *on_device(scores.device, batch.labels, batch.type_mask, batch.subwords.word_rows))
         if self.soft_labels:
             teacher = torch.from_numpy(self._cached_teacher_scores(indices)).to(scores.device)
-            if not text_only and self.config.negative_evidence:
-                teacher = overrule_known_absent(teacher, torch.from_numpy(self._known_absent(items, batch)).to(scores.device), self.model.schema)
+            absent = self._soft_absent(items, batch, teacher, text_only)
+            if absent is not None:
+                teacher = overrule_known_absent(teacher, absent, self.model.schema)
             if self.soft_loss == "crf":
                 parts["soft"] = self.model.crf.soft_loss(scores, teacher, *on_device(scores.device, batch.subwords.word_rows))
             else:
@@ -355,6 +359,33 @@ class DistillTrainer(Trainer):
         states = [out.hidden_states[s][rows, positions] for s, _ in self.pairs] if hidden else []
         maps = [out.attentions[s - 1] for s, _ in self.pairs] if attention else []
         return out.logits[rows, positions], states, maps
+
+    def _teacher_exclusions(self, config: DistillConfig) -> dict[int, list[int]]:
+        """``teacher_negative_evidence`` as type indices of the student's schema."""
+        types = list(self.schema.types)
+        for name in {t for target, sources in config.teacher_negative_evidence.items() for t in (target, *sources)}:
+            if name not in types:
+                raise InputError(f"{name!r} is not one of the student's types {types}", field="teacher_negative_evidence")
+        return {types.index(t): [types.index(s) for s in sources] for t, sources in config.teacher_negative_evidence.items()}
+
+    def _soft_absent(self, items, batch, teacher: torch.Tensor, text_only: bool) -> torch.Tensor | None:
+        """bool [n_words, n_types]: the soft-label cells to overrule with a certain "O": those
+        gold rules out (``negative_evidence``) and those the teachers' own confident mentions
+        of another type rule out where no gold decides (``teacher_negative_evidence``)."""
+        c = self.config
+        absent = None
+        if not text_only and c.negative_evidence:
+            absent = torch.from_numpy(self._known_absent(items, batch)).to(teacher.device)
+        if self.teacher_exclusions:
+            if text_only:
+                open_cells = torch.ones(teacher.shape[0], len(self.schema.types), dtype=torch.bool)
+            else:
+                corpus_of_word = np.concatenate([np.full(len(it.labels), it.corpus) for it in items])
+                open_cells = torch.from_numpy(~self.annotated_types[corpus_of_word])
+            evidence = teacher_evidence(teacher, self.model.schema, self.teacher_exclusions, open_cells.to(teacher.device), c.teacher_evidence_threshold)
+            self.evidence_counts += (int(evidence.any(-1).sum()), teacher.shape[0])
+            absent = evidence if absent is None else absent | evidence
+        return absent
 
     def _known_absent(self, items, batch) -> np.ndarray:
         """bool [n_words, n_types]: the types gold rules out at each word of a gold batch (the
@@ -415,6 +446,8 @@ class DistillTrainer(Trainer):
             record["weights"] = self.weights().to_dict()
             # means since the last evaluation in this process (after a restart: since it)
             record["loss_parts"] = {k: round(self.part_sums[k] / self.part_batches[k], 6) for k in self.part_sums}
+            if self.teacher_exclusions:
+                record["teacher_evidence_words"] = self.evidence_counts.tolist()
             if self.pruner is not None:
                 record["sparsity"] = round(self.pruner.measured(), 4)
             self.part_sums.clear()
@@ -452,6 +485,10 @@ class DistillTrainer(Trainer):
             ),
             "hidden_weight": c.hidden_weight,
             "attention_weight": c.attention_weight,
+            "teacher_negative_evidence": None if not c.teacher_negative_evidence else {
+                "rules": c.teacher_negative_evidence, "threshold": c.teacher_evidence_threshold,
+                "words_overruled": int(self.evidence_counts[0]), "words_seen": int(self.evidence_counts[1]),
+            },
             "soft_text": {"files": c.soft_text, "sentences": len(self.soft_examples), "windows": len(self.soft_items), "ratio": c.soft_ratio},
             "teacher_cache": None if self.cache is None else {"format": "fp16 log-probabilities" if not c.soft_top_k else f"top-{c.soft_top_k} fp16", "sentences": len(self.cache)},
         }
