@@ -30,6 +30,7 @@ from biotag.distill.losses import HiddenProjections, attention_loss, hidden_stat
 from biotag.distill.pruning import GradualPruner
 from biotag.distill.schedule import LossWeights, loss_weights
 from biotag.distill.soft_labels import SoftLabelCache
+from biotag.distill.summary import distillation_summary, student_description
 from biotag.distill.teachers import Teachers
 from biotag.errors import InputError
 from biotag.models.predict import predict_windows
@@ -441,7 +442,7 @@ class DistillTrainer(Trainer):
 
     def _log_line(self, record: dict) -> None:
         if record.get("event") == "data":
-            record["distillation"] = self._distillation_summary()
+            record["distillation"] = distillation_summary(self)
         elif record.get("event") == "eval":
             record["weights"] = self.weights().to_dict()
             # means since the last evaluation in this process (after a restart: since it)
@@ -454,63 +455,8 @@ class DistillTrainer(Trainer):
             self.part_batches.clear()
         super()._log_line(record)
 
-    def _distillation_summary(self) -> dict:
-        c = self.config
-        teacher_metrics = self.teacher.card.get("metrics") or {}
-        summary = {
-            "teacher": c.teacher,
-            "soft_labels": (
-                f"mean of {len(self.teachers.models)} teachers' word distributions" if len(self.teachers.models) > 1 else "the teacher's word distribution"
-            ) + " (CRF marginals for a CRF teacher, else the softmax)" + (
-                f"; for {sorted(set(self.teachers.schema.types) - set(self.teachers.primary_types))}, the per-type distributions "
-                f"of the type teachers {c.type_teachers} ({c.type_mode} mode)" if c.type_teachers else ""
-            ),
-            "teacher_encoder": self.teacher.encoder_name,
-            "unify_types": self.unify_types,
-            "teacher_devel_f1": teacher_metrics.get("devel_f1"),
-            "student": student_description(c, teacher="teacher"),
-            "losses": {
-                "hard": "gold labels (the model's loss, partial labels where a corpus does not annotate a type)",
-                "soft": None if not self.soft_labels else (
-                    "cross-entropy of the student's CRF against the teacher's word distributions (pairs as products)"
-                    if self.soft_loss == "crf" else f"KL of the softmaxes at temperature {c.kd_temperature}"
-                ),
-                "hidden": f"MSE, layer pairs {self.pairs}" if c.hidden_weight else None,
-                "attention": f"MSE of head-averaged attention, layer pairs {self.pairs}" if c.attention_weight else None,
-            },
-            "weighting": (
-                {"kind": "dynamic", "soft": f"{c.soft_floor} + (1 - {c.soft_floor}) * d(step / total), d {c.schedule}", "hard": "1 - soft"}
-                if c.weighting == "dynamic"
-                else {"kind": "fixed", "hard": c.hard_weight, "soft": c.soft_weight}
-            ),
-            "hidden_weight": c.hidden_weight,
-            "attention_weight": c.attention_weight,
-            "teacher_negative_evidence": None if not c.teacher_negative_evidence else {
-                "rules": c.teacher_negative_evidence, "threshold": c.teacher_evidence_threshold,
-                "words_overruled": int(self.evidence_counts[0]), "words_seen": int(self.evidence_counts[1]),
-            },
-            "soft_text": {"files": c.soft_text, "sentences": len(self.soft_examples), "windows": len(self.soft_items), "ratio": c.soft_ratio},
-            "teacher_cache": None if self.cache is None else {"format": "fp16 log-probabilities" if not c.soft_top_k else f"top-{c.soft_top_k} fp16", "sentences": len(self.cache)},
-        }
-        if self.pruner is not None:
-            summary["pruning"] = {
-                "method": "gradual magnitude (Zhu & Gupta cubic schedule), per encoder Linear matrix",
-                "target": c.prune_sparsity, "steps": [self.pruner.start, self.pruner.end], "every": self.pruner.every,
-                "sparsity": round(self.pruner.measured(), 4),
-            }
-        return summary
-
     def _card(self, report) -> dict:
         card = super()._card(report)
-        card["distillation"] = self._distillation_summary()
+        card["distillation"] = distillation_summary(self)
         card["data"] = {**card["data"], SOFT_CORPUS: {"train_sentences": len(self.soft_examples), "labels": "teacher only"}}
         return card
-
-
-
-def student_description(config: DistillConfig, teacher: str | None = None) -> str:
-    """What a student started from: ``teacher layers [0, 2, 4], hidden size 256, FFN -50%``
-    (``teacher`` names the teacher; by default its directory)."""
-    start = config.encoder or f"{teacher or config.teacher_dirs[0]} layers {config.student_layers}"
-    width = f", hidden size {config.student_width}" if config.student_width else ""
-    return start + width + (f", FFN -{config.student_ffn:.0%}" if config.student_ffn else "")
