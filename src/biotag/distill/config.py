@@ -64,7 +64,12 @@ class DistillConfig(TrainConfig):
     does the same with the teachers' own mentions (``{"chemical": ["gene", "protein"]}``: where a
     type teacher gives a word P(gene) of at least ``teacher_evidence_threshold``, the chemical soft
     label becomes a certain "O"), on unlabelled text and on corpora that do not annotate the
-    excluded type; where a corpus annotates it, its gold and its own teacher decide.
+    excluded type; where a corpus annotates it, its gold and its own teacher decide. Only
+    mentions of exactly the same words count, and with ``teacher_evidence_dictionary`` (True:
+    the default dictionaries, or a folder saved by ``DictionaryMatcher.save``) a name the
+    dictionary gives the excluded type ("insulin" as a chemical) keeps it.
+    ``teacher_evidence_agreement`` ``all`` asks every evidence type of a rule for the mention
+    (``any``, the default: one is enough).
 
     Pruning: ``prune_sparsity`` > 0 prunes the encoder's linear weights by magnitude
     along Zhu & Gupta's cubic schedule from ``prune_start`` to ``prune_end`` (shares of
@@ -105,6 +110,8 @@ class DistillConfig(TrainConfig):
     # excluded type -> types whose confident teacher mention excludes it, where no gold decides
     teacher_negative_evidence: dict[str, list[str]] = field(default_factory=dict)
     teacher_evidence_threshold: float = 0.5
+    teacher_evidence_dictionary: bool | str = False  # names it holds keep their type (True: the default dictionaries)
+    teacher_evidence_agreement: str = "any"  # any or all of a rule's evidence types must have the mention
     soft_text: list[str] = field(default_factory=list)
     soft_limit: int | None = None
     soft_ratio: float = 1.0
@@ -159,6 +166,8 @@ class DistillConfig(TrainConfig):
             isinstance(k, str) and isinstance(v, list) and v and all(isinstance(t, str) and t != k for t in v) for k, v in rules.items()
         ):
             raise InputError(f"must map a type to the other types whose teacher mentions exclude it, got {rules!r}", field="teacher_negative_evidence")
+        if self.teacher_evidence_agreement not in ("any", "all"):
+            raise InputError(f"must be any or all, got {self.teacher_evidence_agreement!r}", field="teacher_evidence_agreement")
         for name in ("soft_floor", "prune_start", "prune_end", "teacher_evidence_threshold"):
             self._require_in(name, "[0, 1]")
         self._require_in("prune_sparsity", "[0, 1)")

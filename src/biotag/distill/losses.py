@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from biotag.labels import O, LabelSchema
+from biotag.labels import B, I, O, LabelSchema
 
 CERTAIN_NOT = -30.0  # a log-probability whose class is gone even at the softmax temperatures used
 
@@ -50,22 +51,57 @@ def overrule_known_absent(teacher: torch.Tensor, known_absent: torch.Tensor, sch
     return groups.reshape(teacher.shape)
 
 
+def teacher_mentions(probs: np.ndarray, threshold: float) -> set[tuple[int, int]]:
+    """The ``[start, end)`` word spans one type's O/B/I distributions ``[n_words, 3]`` spell
+    out: runs of words whose P(B) + P(I) reaches ``threshold``, a new mention starting
+    wherever B outweighs I."""
+    inside = 1.0 - probs[:, O] >= threshold
+    spans, start = set(), None
+    for w in range(len(probs) + 1):
+        begins = w < len(probs) and inside[w] and (start is None or probs[w, B] > probs[w, I])
+        if start is not None and (w == len(probs) or not inside[w] or begins):
+            spans.add((start, w))
+            start = None
+        if begins:
+            start = w
+    return spans
+
+
 def teacher_evidence(
-    teacher: torch.Tensor, schema: LabelSchema, exclusions: dict[int, list[int]], open_cells: torch.Tensor, threshold: float
+    teacher: torch.Tensor, schema: LabelSchema, exclusions: dict[int, list[int]], open_cells: torch.Tensor, threshold: float,
+    lengths: Sequence[int], vouched: Sequence[set[tuple[int, int, int]]] | None = None, require_all: bool = False,
 ) -> torch.Tensor:
-    """bool ``[n, n_types]``: the cells where the teachers' own confident mention of one type
-    rules out another (``exclusions``: excluded type index -> evidence type indices; a word is
-    evidence where an evidence type's P(B) + P(I) reaches ``threshold``), among ``open_cells``,
-    the cells no gold decides. Used as ``known_absent`` of :func:`overrule_known_absent`, so
-    that the BC5CDR teacher's "chemical" on a gene symbol the BC2GM teacher is sure of is not
-    taught on text whose corpus annotates neither."""
-    absent = torch.zeros(teacher.shape[0], len(schema.types), dtype=torch.bool, device=teacher.device)
+    """bool ``[n, n_types]``: the cells where the teachers' own mention of one type rules out
+    another's mention of exactly the same words (``exclusions``: excluded type index ->
+    evidence type indices; mentions as :func:`teacher_mentions` reads them at ``threshold``),
+    among ``open_cells``, the cells no gold decides; ``lengths`` splits the rows into
+    sentences. Used as ``known_absent`` of :func:`overrule_known_absent`, so that the BC5CDR
+    teacher's "chemical" on a gene symbol the BC2GM teacher calls a gene ("BRCA1") is not
+    taught on text whose corpus annotates neither. Same span only: a chemical inside a gene's
+    name ("glutathione" in "glutathione S-transferase") is a nested mention, and stays. So does
+    a mention in ``vouched`` (per sentence, ``(type index, start, end)``: a dictionary's name of
+    that type, such as "insulin" or "cisplatin", which the gene teachers also claim). With
+    ``require_all`` every evidence type must have the mention, not just one: the BC2GM and
+    JNLPBA teachers agree on gene symbols ("G6PD") far more often than on the chemical
+    abbreviations each misreads alone ("GSH" as a gene, "imatinib" as a protein)."""
+    absent = torch.zeros(teacher.shape[0], len(schema.types), dtype=torch.bool)
     if schema.scheme != "multilabel" or not exclusions or teacher.shape[0] == 0:
-        return absent
-    inside = 1.0 - torch.softmax(teacher.reshape(teacher.shape[0], len(schema.types), 3).float(), dim=-1)[..., O]
-    for target, sources in exclusions.items():
-        absent[:, target] = (inside[:, sources] >= threshold).any(-1)
-    return absent & open_cells
+        return absent.to(teacher.device)
+    probs = torch.softmax(teacher.detach().reshape(teacher.shape[0], len(schema.types), 3).float(), dim=-1).cpu().numpy()
+    open_np = open_cells.cpu().numpy()
+    offset = 0
+    for k, n in enumerate(lengths):
+        rows = slice(offset, offset + n)
+        for target, sources in exclusions.items():
+            if not open_np[rows, target].any():
+                continue
+            found = [teacher_mentions(probs[rows, s], threshold) for s in sources]
+            evidence = set.intersection(*found) if require_all else set().union(*found)
+            for start, end in teacher_mentions(probs[rows, target], threshold) & evidence:
+                if vouched is None or (target, start, end) not in vouched[k]:
+                    absent[offset + start : offset + end, target] = True
+        offset += n
+    return absent.to(teacher.device) & open_cells
 
 
 def grouped_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:

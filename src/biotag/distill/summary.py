@@ -44,6 +44,7 @@ def distillation_summary(trainer: DistillTrainer) -> dict:
         "attention_weight": c.attention_weight,
         "teacher_negative_evidence": None if not c.teacher_negative_evidence else {
             "rules": c.teacher_negative_evidence, "threshold": c.teacher_evidence_threshold,
+            "agreement": c.teacher_evidence_agreement, "dictionary": c.teacher_evidence_dictionary,
             "words_overruled": int(trainer.evidence_counts[0]), "words_seen": int(trainer.evidence_counts[1]),
         },
         "soft_text": {"files": c.soft_text, "sentences": len(trainer.soft_examples), "windows": len(trainer.soft_items), "ratio": c.soft_ratio},

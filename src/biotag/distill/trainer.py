@@ -171,6 +171,9 @@ class DistillTrainer(Trainer):
         for example in self.train_examples:  # the examples' own masks: corpus_sizes is keyed by name, and a name may repeat
             self.annotated_types[example.corpus] = example.type_mask
         self.teacher_exclusions = self._teacher_exclusions(config)
+        self.evidence_matcher = None
+        if config.teacher_negative_evidence and config.teacher_evidence_dictionary:
+            self.evidence_matcher = feature_extractor(config.teacher_evidence_dictionary, False).matcher
         self.pool = self.items + self.soft_items
         self.soft_examples = soft_examples
         self.soft_loss = config.soft_loss if config.soft_loss != "auto" else ("crf" if self.model.crf is not None else "kl")
@@ -383,10 +386,27 @@ class DistillTrainer(Trainer):
             else:
                 corpus_of_word = np.concatenate([np.full(len(it.labels), it.corpus) for it in items])
                 open_cells = torch.from_numpy(~self.annotated_types[corpus_of_word])
-            evidence = teacher_evidence(teacher, self.model.schema, self.teacher_exclusions, open_cells.to(teacher.device), c.teacher_evidence_threshold)
+            evidence = teacher_evidence(
+                teacher, self.model.schema, self.teacher_exclusions, open_cells.to(teacher.device), c.teacher_evidence_threshold,
+                [len(it.labels) for it in items], self._dictionary_names(items, text_only), c.teacher_evidence_agreement == "all",
+            )
             self.evidence_counts += (int(evidence.any(-1).sum()), teacher.shape[0])
             absent = evidence if absent is None else absent | evidence
         return absent
+
+    def _dictionary_names(self, items, text_only: bool) -> list[set[tuple[int, int, int]]] | None:
+        """Per item, ``(type index, start, end)`` of the evidence dictionary's names of the
+        student's types in its words (None without a dictionary)."""
+        if self.evidence_matcher is None:
+            return None
+        examples = self.soft_examples if text_only else self.train_examples
+        types = list(self.schema.types)
+        names = []
+        for it in items:
+            words = examples[it.window.sequence].words
+            matches = self.evidence_matcher.matches([words[w] for w in it.window.words])
+            names.append({(types.index(m.type), m.start, m.end) for m in matches if m.type in types})
+        return names
 
     def _known_absent(self, items, batch) -> np.ndarray:
         """bool [n_words, n_types]: the types gold rules out at each word of a gold batch (the
