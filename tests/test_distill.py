@@ -94,6 +94,13 @@ def test_teacher_evidence_rules_a_type_out_on_the_same_words_of_another_type_whe
     assert teacher_evidence(teacher, GENE_CHEM, rules, open_cells, 0.5, lengths)[4].tolist() == [False, True]  # no dictionary
     assert not teacher_evidence(teacher, GENE_CHEM, rules, open_cells, 0.97, lengths).any()  # P(B) + P(I) 0.95 is not sure enough
     assert not teacher_evidence(teacher, GENE_CHEM, {}, open_cells, 0.5, lengths).any()
+    protein = LabelSchema(("gene", "chemical", "protein"), "multilabel")
+    one_teacher = _per_type([[SURE_B, SURE_B, SURE_O], [SURE_O, SURE_O, SURE_O]])  # only the gene teacher sees "GSH"
+    both = _per_type([[SURE_B, SURE_B, SURE_B], [SURE_O, SURE_O, SURE_O]])
+    open3, rules3 = torch.ones(2, 3, dtype=torch.bool), {1: [0, 2]}
+    assert teacher_evidence(one_teacher, protein, rules3, open3, 0.5, [2])[0, 1]  # any: one teacher is enough
+    assert not teacher_evidence(one_teacher, protein, rules3, open3, 0.5, [2], require_all=True).any()
+    assert teacher_evidence(both, protein, rules3, open3, 0.5, [2], require_all=True).tolist() == [[False, True, False], [False, False, False]]
     out = overrule_known_absent(teacher, absent, GENE_CHEM)
     assert torch.softmax(out.reshape(6, 2, 3)[0, 1], -1)[0].item() > 0.999999  # the chemical guess on the gene is gone
     assert torch.equal(out[1:], teacher[1:]) and torch.equal(out[0, :3], teacher[0, :3])
@@ -119,7 +126,7 @@ def test_soft_absent_joins_gold_and_teacher_evidence_by_each_word_corpus():
 
     teacher = _per_type([[SURE_B, SURE_B]] * 3)  # every word: a one-word gene, and a chemical on the same word
     fake = SimpleNamespace(
-        config=SimpleNamespace(negative_evidence={"chemical": ["gene"]}, teacher_evidence_threshold=0.5),
+        config=SimpleNamespace(negative_evidence={"chemical": ["gene"]}, teacher_evidence_threshold=0.5, teacher_evidence_agreement="any"),
         schema=GENE_CHEM, model=SimpleNamespace(schema=GENE_CHEM), teacher_exclusions={1: [0]},
         annotated_types=np.array([[True, True], [True, False]]),  # corpus 0 (BC5CDR-like) annotates chemicals, corpus 1 does not
         evidence_counts=np.zeros(2, dtype=np.int64),
@@ -144,9 +151,13 @@ def test_a_student_is_not_taught_a_type_where_its_teachers_see_an_excluding_one(
         output_dir=str(tmp_path / "run"), student_layers=[1], unify_types=False, max_steps=2, batch_size=8, max_length=32,
         threads=1, checkpoint_every=0,
     )
-    student = distill(DistillConfig(**settings, teacher_negative_evidence={"Item": ["Thing"]}))
+    from biotag.features.dictionary import DictionaryMatcher
+
+    dictionary = DictionaryMatcher.build([("widget", "Item")], ("Item",)).save(tmp_path / "dictionary")
+    student = distill(DistillConfig(**settings, teacher_negative_evidence={"Item": ["Thing"]}, teacher_evidence_dictionary=str(dictionary)))
     summary = TokenClassifier.from_pretrained(student).card["distillation"]["teacher_negative_evidence"]
     assert summary["rules"] == {"Item": ["Thing"]} and 0 <= summary["words_overruled"] <= summary["words_seen"]
+    assert summary["dictionary"] == str(dictionary)
     assert summary["words_seen"] > 0  # every gold and text batch went through the rule
     with pytest.raises(InputError) as info:
         trainer_module.DistillTrainer(DistillConfig(**settings, teacher_negative_evidence={"Item": ["Nothing"]}))
@@ -155,6 +166,9 @@ def test_a_student_is_not_taught_a_type_where_its_teachers_see_an_excluding_one(
         with pytest.raises(InputError) as info:
             DistillConfig(**settings, teacher_negative_evidence=bad)
         assert info.value.field == "teacher_negative_evidence"
+    with pytest.raises(InputError) as info:
+        DistillConfig(**settings, teacher_negative_evidence={"Item": ["Thing"]}, teacher_evidence_agreement="most")
+    assert info.value.field == "teacher_evidence_agreement"
 
 
 def test_multilabel_kl_is_one_softmax_per_type():
