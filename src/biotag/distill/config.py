@@ -62,10 +62,10 @@ class DistillConfig(TrainConfig):
     Cross-type evidence: ``negative_evidence`` (:class:`TrainConfig`'s) makes gold spans of
     one type a certain "O" of another, in the hard and the soft labels; ``teacher_negative_evidence``
     does the same with the teachers' own mentions (``{"chemical": ["gene", "protein"]}``: where a
-    type teacher gives a word P(gene) of at least ``teacher_evidence_threshold``, the chemical soft
-    label becomes a certain "O"), on unlabelled text and on corpora that do not annotate the
-    excluded type; where a corpus annotates it, its gold and its own teacher decide. Only
-    mentions of exactly the same words count, and with ``teacher_evidence_dictionary`` (True:
+    type teacher's gene mention — words of P(B) + P(I) at least ``teacher_evidence_threshold`` —
+    covers exactly the words of a chemical mention, its chemical soft label becomes a certain
+    "O"), on unlabelled text and on corpora that do not annotate the excluded type; where a
+    corpus annotates it, its gold and its own teacher decide. With ``teacher_evidence_dictionary`` (True:
     the default dictionaries, or a folder saved by ``DictionaryMatcher.save``) a name the
     dictionary gives the excluded type ("insulin" as a chemical) keeps it.
     ``teacher_evidence_agreement`` ``all`` asks every evidence type of a rule for the mention
