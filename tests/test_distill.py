@@ -142,15 +142,21 @@ def test_soft_absent_joins_gold_and_teacher_evidence_by_each_word_corpus():
     assert absent.tolist() == [[False, True]] * 3 and fake.evidence_counts.tolist() == [4, 6]
 
 
-def test_a_student_is_not_taught_a_type_where_its_teachers_see_an_excluding_one(toy_trained, tmp_path):
+def _item_student(toy_trained, tmp_path) -> dict:
+    """Settings of a 2-step distillation whose student adds an ``Item`` type (started from
+    ``Thing``) that a random type teacher teaches and the toy corpus does not annotate."""
     teacher, corpus = toy_trained
     encoder = make_tiny_encoder(tmp_path / "encoder")
     item_teacher = TokenClassifier.from_encoder(encoder, LabelSchema(("Item",), "bio"), max_length=32).save_pretrained(tmp_path / "item")
-    settings = dict(
+    return dict(
         teacher=str(teacher), type_teachers=[str(item_teacher)], added_types={"Item": "Thing"}, corpora=[str(corpus)],
         output_dir=str(tmp_path / "run"), student_layers=[1], unify_types=False, max_steps=2, batch_size=8, max_length=32,
         threads=1, checkpoint_every=0,
     )
+
+
+def test_a_student_is_not_taught_a_type_where_its_teachers_see_an_excluding_one(toy_trained, tmp_path):
+    settings = _item_student(toy_trained, tmp_path)
     from biotag.features.dictionary import DictionaryMatcher
 
     dictionary = DictionaryMatcher.build([("widget", "Item")], ("Item",)).save(tmp_path / "dictionary")
@@ -494,14 +500,9 @@ def test_an_added_type_is_taught_by_the_teacher_of_the_corpus_label_it_keeps(tmp
 def test_a_student_grows_the_added_types_its_type_teachers_teach(toy_trained, tmp_path):
     """``added_types``: the student is the primary teacher's layers with one more head,
     started from the named type's, and learns the new type from its type teacher."""
-    teacher, corpus = toy_trained
-    encoder = make_tiny_encoder(tmp_path / "encoder")
-    item_teacher = TokenClassifier.from_encoder(encoder, LabelSchema(("Item",), "bio"), max_length=32).save_pretrained(tmp_path / "item")
-    config = DistillConfig(
-        teacher=str(teacher), type_teachers=[str(item_teacher)], added_types={"Item": "Thing"}, corpora=[str(corpus)],
-        output_dir=str(tmp_path / "run"), student_layers=[1], unify_types=False, max_steps=2, batch_size=8, max_length=32,
-        threads=1, checkpoint_every=0,
-    )
+    settings = _item_student(toy_trained, tmp_path)
+    teacher, corpus, item_teacher = settings["teacher"], settings["corpora"][0], settings["type_teachers"][0]
+    config = DistillConfig(**settings)
     trainer = trainer_module.DistillTrainer(config)
     assert trainer.schema.types == ("Thing", "Item") and trainer.model.schema == trainer.schema
     head = trainer.model.network.classifier.weight
