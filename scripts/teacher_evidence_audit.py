@@ -21,29 +21,20 @@ import numpy as np
 import torch
 
 from biotag.distill import DistillConfig
-from biotag.distill.losses import teacher_evidence
 from biotag.distill.trainer import DistillTrainer
 
 
 def overruled_words(trainer: DistillTrainer, target: str) -> tuple[collections.Counter, collections.Counter]:
     """(overruled words per corpus name, overruled word forms) over the whole training pool."""
-    c = trainer.config
     types = list(trainer.schema.types)
     column = types.index(target)
-    names = [str(name) for name in c.corpora]
+    names = [str(name) for name in trainer.config.corpora]
     per_corpus: collections.Counter = collections.Counter()
     forms: collections.Counter = collections.Counter()
     for i, item in enumerate(trainer.pool):
         text_only = i >= trainer.n_gold
         scores = torch.from_numpy(trainer._cached_teacher_scores(np.array([i])))
-        if text_only:
-            open_cells = torch.ones(scores.shape[0], len(types), dtype=torch.bool)
-        else:
-            open_cells = torch.from_numpy(~trainer.annotated_types[np.full(len(item.labels), item.corpus)])
-        evidence = teacher_evidence(
-            scores, trainer.schema, trainer.teacher_exclusions, open_cells, c.teacher_evidence_threshold, [scores.shape[0]],
-            trainer._dictionary_names([item], text_only), c.teacher_evidence_agreement == "all",
-        )[:, column]
+        evidence = trainer._teacher_evidence([item], scores, text_only)[:, column]  # as in training
         inside = 1.0 - torch.softmax(scores.reshape(scores.shape[0], len(types), 3), -1)[:, column, 0]
         hit = (evidence & (inside >= 0.5)).numpy()
         per_corpus["unlabelled text" if text_only else names[item.corpus]] += int(hit.sum())

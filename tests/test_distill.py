@@ -59,7 +59,7 @@ def test_known_absent_cells_are_the_mask_cells_beyond_each_word_corpus_own_types
     annotated = np.array([[True, False], [False, True]])  # corpus 0 annotates gene, corpus 1 disease
     items = [SimpleNamespace(labels=np.zeros(2), corpus=0), SimpleNamespace(labels=np.zeros(1), corpus=1)]
     mask = np.array([[True, True], [True, False], [True, True]])  # word 0: gold rules disease out
-    absent = trainer_module.DistillTrainer._known_absent(SimpleNamespace(annotated_types=annotated), items, SimpleNamespace(type_mask=mask))
+    absent = trainer_module.DistillTrainer._known_absent(SimpleNamespace(annotated_types=annotated, _word_corpora=trainer_module.DistillTrainer._word_corpora), items, SimpleNamespace(type_mask=mask))
     assert absent.tolist() == [[False, True], [False, False], [True, False]]
 
 
@@ -89,7 +89,7 @@ def test_teacher_evidence_rules_a_type_out_on_the_same_words_of_another_type_whe
     ])
     open_cells = torch.tensor([[True, True]] * 5 + [[True, False]])
     rules, lengths, vouched = {1: [0]}, [2, 2, 1, 1], [set(), set(), {(1, 0, 1)}, set()]
-    absent = teacher_evidence(teacher, GENE_CHEM, rules, open_cells, 0.5, lengths, vouched)
+    absent = teacher_evidence(teacher, GENE_CHEM, rules, open_cells, 0.5, lengths, vouched.__getitem__)
     assert absent.tolist() == [[False, True]] + [[False, False]] * 5
     assert teacher_evidence(teacher, GENE_CHEM, rules, open_cells, 0.5, lengths)[4].tolist() == [False, True]  # no dictionary
     assert not teacher_evidence(teacher, GENE_CHEM, rules, open_cells, 0.97, lengths).any()  # P(B) + P(I) 0.95 is not sure enough
@@ -131,8 +131,10 @@ def test_soft_absent_joins_gold_and_teacher_evidence_by_each_word_corpus():
         annotated_types=np.array([[True, True], [True, False]]),  # corpus 0 (BC5CDR-like) annotates chemicals, corpus 1 does not
         evidence_counts=np.zeros(2, dtype=np.int64),
     )
-    fake._dictionary_names = lambda items, text_only: None
-    fake._known_absent = lambda items, batch: trainer_module.DistillTrainer._known_absent(fake, items, batch)
+    real = trainer_module.DistillTrainer
+    fake.evidence_matcher, fake._word_corpora = None, real._word_corpora
+    fake._known_absent = lambda items, batch: real._known_absent(fake, items, batch)
+    fake._teacher_evidence = lambda items, teacher, text_only: real._teacher_evidence(fake, items, teacher, text_only)
     items = [SimpleNamespace(labels=np.zeros(2), corpus=0), SimpleNamespace(labels=np.zeros(1), corpus=1)]
     batch = SimpleNamespace(type_mask=np.array([[True, True], [True, True], [True, True]]))  # word 2: gold gene, no chemical
     absent = trainer_module.DistillTrainer._soft_absent(fake, items, batch, teacher, text_only=False)

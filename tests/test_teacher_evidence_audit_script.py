@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from teacher_evidence_audit import overruled_words  # noqa: E402
 
+from biotag.distill.trainer import DistillTrainer  # noqa: E402
 from biotag.labels import LabelSchema  # noqa: E402
 
 SCHEMA = LabelSchema(("gene", "chemical"), "multilabel")
@@ -33,8 +34,9 @@ def test_counts_only_chemical_guesses_the_rule_turns_off_where_gold_is_silent():
         ],
         train_examples=gold, soft_examples=text,
         _cached_teacher_scores=lambda index: torch.tensor(rows[int(index[0])]).log().numpy(),
-        _dictionary_names=lambda items, text_only: None,
+        model=SimpleNamespace(schema=SCHEMA), evidence_matcher=None, _word_corpora=DistillTrainer._word_corpora,
     )
+    trainer._teacher_evidence = lambda items, teacher, text_only: DistillTrainer._teacher_evidence(trainer, items, teacher, text_only)
     per_corpus, forms = overruled_words(trainer, "chemical")
     assert per_corpus == {"ncbi-disease": 1, "bc5cdr": 0, "unlabelled text": 2}
     assert forms == {"brca1": 1, "ciita": 1, "tax": 1}

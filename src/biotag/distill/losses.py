@@ -8,7 +8,7 @@ share the student's tokenizer.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -69,7 +69,7 @@ def teacher_mentions(probs: np.ndarray, threshold: float) -> set[tuple[int, int]
 
 def teacher_evidence(
     teacher: torch.Tensor, schema: LabelSchema, exclusions: dict[int, list[int]], open_cells: torch.Tensor, threshold: float,
-    lengths: Sequence[int], vouched: Sequence[set[tuple[int, int, int]]] | None = None, require_all: bool = False,
+    lengths: Sequence[int], vouched: Callable[[int], set[tuple[int, int, int]]] | None = None, require_all: bool = False,
 ) -> torch.Tensor:
     """bool ``[n, n_types]``: the cells where the teachers' own mention of one type rules out
     another's mention of exactly the same words (``exclusions``: excluded type index ->
@@ -79,8 +79,9 @@ def teacher_evidence(
     teacher's "chemical" on a gene symbol the BC2GM teacher calls a gene ("BRCA1") is not
     taught on text whose corpus annotates neither. Same span only: a chemical inside a gene's
     name ("glutathione" in "glutathione S-transferase") is a nested mention, and stays. So does
-    a mention in ``vouched`` (per sentence, ``(type index, start, end)``: a dictionary's name of
-    that type, such as "insulin" or "cisplatin", which the gene teachers also claim). With
+    a mention in ``vouched(k)`` (sentence ``k``'s ``(type index, start, end)``: a dictionary's
+    name of that type, such as "insulin" or "cisplatin", which the gene teachers also claim;
+    asked only for sentences with a mention to overrule). With
     ``require_all`` every evidence type must have the mention, not just one: the BC2GM and
     JNLPBA teachers agree on gene symbols ("G6PD") far more often than on the chemical
     abbreviations each misreads alone ("GSH" as a gene, "imatinib" as a protein)."""
@@ -97,9 +98,11 @@ def teacher_evidence(
                 continue
             found = [teacher_mentions(probs[rows, s], threshold) for s in sources]
             evidence = set.intersection(*found) if require_all else set().union(*found)
-            for start, end in teacher_mentions(probs[rows, target], threshold) & evidence:
-                if vouched is None or (target, start, end) not in vouched[k]:
-                    absent[offset + start : offset + end, target] = True
+            candidates = teacher_mentions(probs[rows, target], threshold) & evidence
+            if candidates and vouched is not None:
+                candidates = {(start, end) for start, end in candidates if (target, start, end) not in vouched(k)}
+            for start, end in candidates:
+                absent[offset + start : offset + end, target] = True
         offset += n
     return absent.to(teacher.device) & open_cells
 

@@ -376,23 +376,31 @@ class DistillTrainer(Trainer):
         """bool [n_words, n_types]: the soft-label cells to overrule with a certain "O": those
         gold rules out (``negative_evidence``) and those the teachers' own confident mentions
         of another type rule out where no gold decides (``teacher_negative_evidence``)."""
-        c = self.config
         absent = None
-        if not text_only and c.negative_evidence:
+        if not text_only and self.config.negative_evidence:
             absent = torch.from_numpy(self._known_absent(items, batch)).to(teacher.device)
         if self.teacher_exclusions:
-            if text_only:
-                open_cells = torch.ones(teacher.shape[0], len(self.schema.types), dtype=torch.bool)
-            else:
-                corpus_of_word = np.concatenate([np.full(len(it.labels), it.corpus) for it in items])
-                open_cells = torch.from_numpy(~self.annotated_types[corpus_of_word])
-            evidence = teacher_evidence(
-                teacher, self.model.schema, self.teacher_exclusions, open_cells.to(teacher.device), c.teacher_evidence_threshold,
-                [len(it.labels) for it in items], self._dictionary_names(items, text_only), c.teacher_evidence_agreement == "all",
-            )
+            evidence = self._teacher_evidence(items, teacher, text_only)
             self.evidence_counts += (int(evidence.any(-1).sum()), teacher.shape[0])
             absent = evidence if absent is None else absent | evidence
         return absent
+
+    def _teacher_evidence(self, items, teacher: torch.Tensor, text_only: bool) -> torch.Tensor:
+        """:func:`teacher_evidence` for a batch of items: open cells are those of the types
+        each word's corpus does not annotate (every cell of unlabelled text), and the evidence
+        dictionary is read only for the items with a mention to overrule."""
+        c = self.config
+        if text_only:
+            open_cells = torch.ones(teacher.shape[0], len(self.schema.types), dtype=torch.bool)
+        else:
+            open_cells = torch.from_numpy(~self.annotated_types[self._word_corpora(items)])
+        vouched = None
+        if self.evidence_matcher is not None:
+            vouched = lambda k: self._dictionary_names([items[k]], text_only)[0]  # noqa: E731
+        return teacher_evidence(
+            teacher, self.model.schema, self.teacher_exclusions, open_cells.to(teacher.device), c.teacher_evidence_threshold,
+            [len(it.labels) for it in items], vouched, c.teacher_evidence_agreement == "all",
+        )
 
     def _dictionary_names(self, items, text_only: bool) -> list[set[tuple[int, int, int]]] | None:
         """Per item, ``(type index, start, end)`` of the evidence dictionary's names of the
@@ -408,11 +416,15 @@ class DistillTrainer(Trainer):
             names.append({(types.index(m.type), m.start, m.end) for m in matches if m.type in types})
         return names
 
+    @staticmethod
+    def _word_corpora(items) -> np.ndarray:
+        """The corpus index of each word of a gold batch."""
+        return np.concatenate([np.full(len(it.labels), it.corpus) for it in items])
+
     def _known_absent(self, items, batch) -> np.ndarray:
         """bool [n_words, n_types]: the types gold rules out at each word of a gold batch (the
         hard-label mask's cells that ``negative_evidence`` added to a corpus' own types)."""
-        corpus_of_word = np.concatenate([np.full(len(it.labels), it.corpus) for it in items])
-        return batch.type_mask & ~self.annotated_types[corpus_of_word]
+        return batch.type_mask & ~self.annotated_types[self._word_corpora(items)]
 
     def _cached_teacher_scores(self, indices: np.ndarray) -> np.ndarray:
         rows = []
