@@ -93,6 +93,7 @@ def teacher_evidence(
     offset = 0
     for k, n in enumerate(lengths):
         rows = slice(offset, offset + n)
+        names: set[tuple[int, int, int]] | None = None  # vouched(k), asked at most once
         for target, sources in exclusions.items():
             if not open_np[rows, target].any():
                 continue
@@ -100,7 +101,8 @@ def teacher_evidence(
             evidence = set.intersection(*found) if require_all else set().union(*found)
             candidates = teacher_mentions(probs[rows, target], threshold) & evidence
             if candidates and vouched is not None:
-                candidates = {(start, end) for start, end in candidates if (target, start, end) not in vouched(k)}
+                names = vouched(k) if names is None else names
+                candidates = {(start, end) for start, end in candidates if (target, start, end) not in names}
             for start, end in candidates:
                 absent[offset + start : offset + end, target] = True
         offset += n
