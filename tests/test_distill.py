@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -54,8 +55,6 @@ def test_negative_evidence_overrules_the_teacher_only_where_gold_rules_a_type_ou
 
 
 def test_known_absent_cells_are_the_mask_cells_beyond_each_word_corpus_own_types():
-    from types import SimpleNamespace
-
     annotated = np.array([[True, False], [False, True]])  # corpus 0 annotates gene, corpus 1 disease
     items = [SimpleNamespace(labels=np.zeros(2), corpus=0), SimpleNamespace(labels=np.zeros(1), corpus=1)]
     mask = np.array([[True, True], [True, False], [True, True]])  # word 0: gold rules disease out
@@ -88,7 +87,7 @@ def test_teacher_evidence_rules_a_type_out_on_the_same_words_of_another_type_whe
         [SURE_B, SURE_B],  # sentence 3: a corpus that annotates chemicals: gold decides
     ])
     open_cells = torch.tensor([[True, True]] * 5 + [[True, False]])
-    rules, lengths, vouched = {1: [0]}, [2, 2, 1, 1], [set(), set(), {(1, 0, 1)}, set()]
+    rules, lengths, vouched = {1: [(0,)]}, [2, 2, 1, 1], [set(), set(), {(1, 0, 1)}, set()]
     absent = teacher_evidence(teacher, GENE_CHEM, rules, open_cells, 0.5, lengths, vouched.__getitem__)
     assert absent.tolist() == [[False, True]] + [[False, False]] * 5
     assert teacher_evidence(teacher, GENE_CHEM, rules, open_cells, 0.5, lengths)[4].tolist() == [False, True]  # no dictionary
@@ -97,18 +96,33 @@ def test_teacher_evidence_rules_a_type_out_on_the_same_words_of_another_type_whe
     protein = LabelSchema(("gene", "chemical", "protein"), "multilabel")
     one_teacher = _per_type([[SURE_B, SURE_B, SURE_O], [SURE_O, SURE_O, SURE_O]])  # only the gene teacher sees "GSH"
     both = _per_type([[SURE_B, SURE_B, SURE_B], [SURE_O, SURE_O, SURE_O]])
-    open3, rules3 = torch.ones(2, 3, dtype=torch.bool), {1: [0, 2]}
-    assert teacher_evidence(one_teacher, protein, rules3, open3, 0.5, [2])[0, 1]  # any: one teacher is enough
-    assert not teacher_evidence(one_teacher, protein, rules3, open3, 0.5, [2], require_all=True).any()
-    assert teacher_evidence(both, protein, rules3, open3, 0.5, [2], require_all=True).tolist() == [[False, True, False], [False, False, False]]
+    open3, any_of, all_of = torch.ones(2, 3, dtype=torch.bool), {1: [(0,), (2,)]}, {1: [(0, 2)]}
+    assert teacher_evidence(one_teacher, protein, any_of, open3, 0.5, [2])[0, 1]  # two groups: one teacher is enough
+    assert not teacher_evidence(one_teacher, protein, all_of, open3, 0.5, [2]).any()  # one group: both must see it
+    assert teacher_evidence(both, protein, all_of, open3, 0.5, [2]).tolist() == [[False, True, False], [False, False, False]]
+    variant = LabelSchema(("gene", "chemical", "protein", "variant"), "multilabel")
+    only_variant = _per_type([[SURE_O, SURE_B, SURE_O, SURE_B], [SURE_O, SURE_O, SURE_O, SURE_O]])  # "C676T": no gene teacher
+    mixed, open4 = {1: [(0, 2), (3,)]}, torch.ones(2, 4, dtype=torch.bool)
+    assert teacher_evidence(only_variant, variant, mixed, open4, 0.5, [2])[:, 1].tolist() == [True, False]  # the variant group alone
+    assert not teacher_evidence(only_variant, variant, {1: [(0, 2)]}, open4, 0.5, [2]).any()
     out = overrule_known_absent(teacher, absent, GENE_CHEM)
     assert torch.softmax(out.reshape(6, 2, 3)[0, 1], -1)[0].item() > 0.999999  # the chemical guess on the gene is gone
     assert torch.equal(out[1:], teacher[1:]) and torch.equal(out[0, :3], teacher[0, :3])
 
 
-def test_dictionary_names_are_read_per_training_window():
-    from types import SimpleNamespace
+def test_evidence_rules_become_groups_by_the_agreement_and_lists_stay_groups():
+    def groups(rules, agreement):
+        config = SimpleNamespace(teacher_negative_evidence=rules, teacher_evidence_agreement=agreement)
+        return DistillConfig.teacher_evidence_groups(config)
 
+    assert groups({"chemical": ["gene", "protein"]}, "any") == {"chemical": [("gene",), ("protein",)]}
+    assert groups({"chemical": ["gene", "protein"]}, "all") == {"chemical": [("gene", "protein")]}
+    mixed = {"chemical": [["gene", "protein"], ["variant"]], "gene": ["variant"]}
+    assert groups(mixed, "all") == {"chemical": [("gene", "protein"), ("variant",)], "gene": [("variant",)]}
+    assert groups(mixed, "any") == groups(mixed, "all")  # a list is a group whatever the agreement
+
+
+def test_dictionary_names_are_read_per_training_window():
     from biotag.features.dictionary import DictionaryMatcher
 
     matcher = DictionaryMatcher.build([("insulin", "chemical"), ("BRCA1", "gene")], ("chemical", "gene"))
@@ -122,12 +136,10 @@ def test_dictionary_names_are_read_per_training_window():
 
 
 def test_soft_absent_joins_gold_and_teacher_evidence_by_each_word_corpus():
-    from types import SimpleNamespace
-
     teacher = _per_type([[SURE_B, SURE_B]] * 3)  # every word: a one-word gene, and a chemical on the same word
     fake = SimpleNamespace(
         config=SimpleNamespace(negative_evidence={"chemical": ["gene"]}, teacher_evidence_threshold=0.5, teacher_evidence_agreement="any"),
-        schema=GENE_CHEM, model=SimpleNamespace(schema=GENE_CHEM), teacher_exclusions={1: [0]},
+        schema=GENE_CHEM, model=SimpleNamespace(schema=GENE_CHEM), teacher_exclusions={1: [(0,)]},
         annotated_types=np.array([[True, True], [True, False]]),  # corpus 0 (BC5CDR-like) annotates chemicals, corpus 1 does not
         evidence_counts=np.zeros(2, dtype=np.int64),
     )
@@ -170,10 +182,13 @@ def test_a_student_is_not_taught_a_type_where_its_teachers_see_an_excluding_one(
     with pytest.raises(InputError) as info:
         trainer_module.DistillTrainer(DistillConfig(**settings, teacher_negative_evidence={"Item": ["Nothing"]}))
     assert info.value.field == "teacher_negative_evidence" and "'Nothing'" in str(info.value)
-    for bad in ({"Item": "Thing"}, {"Item": ["Item"]}, {"Item": []}):
+    for bad in ({"Item": "Thing"}, {"Item": ["Item"]}, {"Item": []}, {"Item": [[]]}, {"Item": [["Thing", "Item"]]}, {"Item": [[1]]}):
         with pytest.raises(InputError) as info:
             DistillConfig(**settings, teacher_negative_evidence=bad)
         assert info.value.field == "teacher_negative_evidence"
+    with pytest.raises(InputError) as info:
+        trainer_module.DistillTrainer(DistillConfig(**settings, teacher_negative_evidence={"Item": [["Thing", "Nothing"]]}))
+    assert info.value.field == "teacher_negative_evidence" and "'Nothing'" in str(info.value)  # inside a group, too
     with pytest.raises(InputError) as info:
         DistillConfig(**settings, teacher_negative_evidence={"Item": ["Thing"]}, teacher_evidence_agreement="most")
     assert info.value.field == "teacher_evidence_agreement"

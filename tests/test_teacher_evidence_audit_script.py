@@ -25,7 +25,7 @@ def test_counts_only_chemical_guesses_the_rule_turns_off_where_gold_is_silent():
     text = [SimpleNamespace(words=["CIITA", "and", "Tax"])]
     trainer = SimpleNamespace(
         config=SimpleNamespace(corpora=["ncbi-disease", "bc5cdr"], teacher_evidence_threshold=0.5, teacher_evidence_agreement="all"),
-        schema=SCHEMA, teacher_exclusions={1: [0]}, n_gold=2,
+        schema=SCHEMA, teacher_exclusions={1: [(0,)]}, n_gold=2,
         annotated_types=np.array([[False, False], [False, True]]),  # the second corpus annotates chemicals
         pool=[
             SimpleNamespace(labels=np.zeros(2), corpus=0, window=SimpleNamespace(sequence=0, words=np.array([0, 1]))),

@@ -69,7 +69,10 @@ class DistillConfig(TrainConfig):
     the default dictionaries, or a folder saved by ``DictionaryMatcher.save``) a name the
     dictionary gives the excluded type ("insulin" as a chemical) keeps it.
     ``teacher_evidence_agreement`` ``all`` asks every evidence type of a rule for the mention
-    (``any``, the default: one is enough).
+    (``any``, the default: one is enough). A list in a rule is a group whose types must all
+    have the mention whatever the agreement, and any group is enough:
+    ``{"chemical": [["gene", "protein"], ["variant"]]}`` rules a chemical out where the gene and
+    protein teachers agree on it, or where the variant teacher alone has it.
 
     Pruning: ``prune_sparsity`` > 0 prunes the encoder's linear weights by magnitude
     along Zhu & Gupta's cubic schedule from ``prune_start`` to ``prune_end`` (shares of
@@ -108,7 +111,7 @@ class DistillConfig(TrainConfig):
     attention_weight: float = 0.0
     hidden_layers: list[list[int]] | None = None
     # excluded type -> types whose confident teacher mention excludes it, where no gold decides
-    teacher_negative_evidence: dict[str, list[str]] = field(default_factory=dict)
+    teacher_negative_evidence: dict[str, list[str | list[str]]] = field(default_factory=dict)
     teacher_evidence_threshold: float = 0.5
     teacher_evidence_dictionary: bool | str = False  # names it holds keep their type (True: the default dictionaries)
     teacher_evidence_agreement: str = "any"  # any or all of a rule's evidence types must have the mention
@@ -162,10 +165,15 @@ class DistillConfig(TrainConfig):
         for name in ("hard_weight", "soft_weight", "hidden_weight", "attention_weight", "soft_ratio"):
             self._require_in(name, "[0, inf)")
         rules = self.teacher_negative_evidence
+
+        def other_types(entry: object, target: str) -> bool:  # a type, or a group of them, none the target
+            names = entry if isinstance(entry, list) else [entry]
+            return bool(names) and all(isinstance(t, str) and t and t != target for t in names)
+
         if not isinstance(rules, dict) or not all(
-            isinstance(k, str) and isinstance(v, list) and v and all(isinstance(t, str) and t != k for t in v) for k, v in rules.items()
+            isinstance(k, str) and isinstance(v, list) and v and all(other_types(e, k) for e in v) for k, v in rules.items()
         ):
-            raise InputError(f"must map a type to the other types whose teacher mentions exclude it, got {rules!r}", field="teacher_negative_evidence")
+            raise InputError(f"must map a type to the other types (or groups of types) whose teacher mentions exclude it, got {rules!r}", field="teacher_negative_evidence")
         if self.teacher_evidence_agreement not in ("any", "all"):
             raise InputError(f"must be any or all, got {self.teacher_evidence_agreement!r}", field="teacher_evidence_agreement")
         for name in ("soft_floor", "prune_start", "prune_end", "teacher_evidence_threshold"):
@@ -187,6 +195,17 @@ class DistillConfig(TrainConfig):
         pairs = self.hidden_layers
         if pairs is not None and not all(isinstance(p, list) and len(p) == 2 and all(isinstance(i, int) and i >= 0 for i in p) for p in pairs):
             raise InputError(f"must be [student, teacher] layer pairs, got {pairs!r}", field="hidden_layers")
+
+    def teacher_evidence_groups(self) -> dict[str, list[tuple[str, ...]]]:
+        """``teacher_negative_evidence`` as groups: excluded type -> the groups of evidence types
+        that must all have a mention to rule it out (any one group is enough)."""
+        groups: dict[str, list[tuple[str, ...]]] = {}
+        for target, entries in self.teacher_negative_evidence.items():
+            nested = [tuple(e) for e in entries if isinstance(e, list)]
+            single = [e for e in entries if isinstance(e, str)]
+            flat = [tuple(single)] if self.teacher_evidence_agreement == "all" and single else [(t,) for t in single]
+            groups[target] = flat + nested
+        return groups
 
     @property
     def teacher_dirs(self) -> list[str]:

@@ -68,12 +68,13 @@ def teacher_mentions(probs: np.ndarray, threshold: float) -> set[tuple[int, int]
 
 
 def teacher_evidence(
-    teacher: torch.Tensor, schema: LabelSchema, exclusions: dict[int, list[int]], open_cells: torch.Tensor, threshold: float,
-    lengths: Sequence[int], vouched: Callable[[int], set[tuple[int, int, int]]] | None = None, require_all: bool = False,
+    teacher: torch.Tensor, schema: LabelSchema, exclusions: dict[int, list[tuple[int, ...]]], open_cells: torch.Tensor,
+    threshold: float, lengths: Sequence[int], vouched: Callable[[int], set[tuple[int, int, int]]] | None = None,
 ) -> torch.Tensor:
     """bool ``[n, n_types]``: the cells where the teachers' own mention of one type rules out
     another's mention of exactly the same words (``exclusions``: excluded type index ->
-    evidence type indices; mentions as :func:`teacher_mentions` reads them at ``threshold``),
+    groups of evidence type indices, every type of a group must have the mention, one group
+    is enough; mentions as :func:`teacher_mentions` reads them at ``threshold``),
     among ``open_cells``, the cells no gold decides; ``lengths`` splits the rows into
     sentences. Used as ``known_absent`` of :func:`overrule_known_absent`, so that the BC5CDR
     teacher's "chemical" on a gene symbol the BC2GM teacher calls a gene ("BRCA1") is not
@@ -81,10 +82,9 @@ def teacher_evidence(
     name ("glutathione" in "glutathione S-transferase") is a nested mention, and stays. So does
     a mention in ``vouched(k)`` (sentence ``k``'s ``(type index, start, end)``: a dictionary's
     name of that type, such as "insulin" or "cisplatin", which the gene teachers also claim;
-    asked only for sentences with a mention to overrule). With
-    ``require_all`` every evidence type must have the mention, not just one: the BC2GM and
-    JNLPBA teachers agree on gene symbols ("G6PD") far more often than on the chemical
-    abbreviations each misreads alone ("GSH" as a gene, "imatinib" as a protein)."""
+    asked only for sentences with a mention to overrule). A group of several types asks each of
+    them: the BC2GM and JNLPBA teachers agree on gene symbols ("G6PD") far more often than on
+    the chemical abbreviations each misreads alone ("GSH" as a gene, "imatinib" as a protein)."""
     absent = torch.zeros(teacher.shape[0], len(schema.types), dtype=torch.bool)
     if schema.scheme != "multilabel" or not exclusions or teacher.shape[0] == 0:
         return absent.to(teacher.device)
@@ -94,11 +94,11 @@ def teacher_evidence(
     for k, n in enumerate(lengths):
         rows = slice(offset, offset + n)
         names: set[tuple[int, int, int]] | None = None  # vouched(k), asked at most once
-        for target, sources in exclusions.items():
+        for target, groups in exclusions.items():
             if not open_np[rows, target].any():
                 continue
-            found = [teacher_mentions(probs[rows, s], threshold) for s in sources]
-            evidence = set.intersection(*found) if require_all else set().union(*found)
+            found = {s: teacher_mentions(probs[rows, s], threshold) for s in {s for g in groups for s in g}}
+            evidence = set().union(*(set.intersection(*(found[s] for s in g)) for g in groups))
             candidates = teacher_mentions(probs[rows, target], threshold) & evidence
             if candidates and vouched is not None:
                 names = vouched(k) if names is None else names

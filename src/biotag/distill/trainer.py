@@ -364,13 +364,14 @@ class DistillTrainer(Trainer):
         maps = [out.attentions[s - 1] for s, _ in self.pairs] if attention else []
         return out.logits[rows, positions], states, maps
 
-    def _teacher_exclusions(self, config: DistillConfig) -> dict[int, list[int]]:
-        """``teacher_negative_evidence`` as type indices of the student's schema."""
+    def _teacher_exclusions(self, config: DistillConfig) -> dict[int, list[tuple[int, ...]]]:
+        """``teacher_negative_evidence`` as groups of type indices of the student's schema."""
         types = list(self.schema.types)
-        for name in {t for target, sources in config.teacher_negative_evidence.items() for t in (target, *sources)}:
+        rules = config.teacher_evidence_groups()
+        for name in {t for target, groups in rules.items() for t in (target, *(s for g in groups for s in g))}:
             if name not in types:
                 raise InputError(f"{name!r} is not one of the student's types {types}", field="teacher_negative_evidence")
-        return {types.index(t): [types.index(s) for s in sources] for t, sources in config.teacher_negative_evidence.items()}
+        return {types.index(t): [tuple(types.index(s) for s in g) for g in groups] for t, groups in rules.items()}
 
     def _soft_absent(self, items, batch, teacher: torch.Tensor, text_only: bool) -> torch.Tensor | None:
         """bool [n_words, n_types]: the soft-label cells to overrule with a certain "O": those
@@ -389,7 +390,6 @@ class DistillTrainer(Trainer):
         """:func:`teacher_evidence` for a batch of items: open cells are those of the types
         each word's corpus does not annotate (every cell of unlabelled text), and the evidence
         dictionary is read only for the items with a mention to overrule."""
-        c = self.config
         if text_only:
             open_cells = torch.ones(teacher.shape[0], len(self.schema.types), dtype=torch.bool)
         else:
@@ -398,8 +398,8 @@ class DistillTrainer(Trainer):
         if self.evidence_matcher is not None:
             vouched = lambda k: self._dictionary_names([items[k]], text_only)[0]  # noqa: E731
         return teacher_evidence(
-            teacher, self.model.schema, self.teacher_exclusions, open_cells.to(teacher.device), c.teacher_evidence_threshold,
-            [len(it.labels) for it in items], vouched, c.teacher_evidence_agreement == "all",
+            teacher, self.model.schema, self.teacher_exclusions, open_cells.to(teacher.device), self.config.teacher_evidence_threshold,
+            [len(it.labels) for it in items], vouched,
         )
 
     def _dictionary_names(self, items, text_only: bool) -> list[set[tuple[int, int, int]]] | None:
