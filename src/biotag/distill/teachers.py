@@ -69,7 +69,7 @@ class Teachers:
         self.type_mode = type_mode
         self.cache_root = cache_root
         self._fingerprints: dict[str, str] = {}
-        self._member_caches: dict[int, SoftLabelCache] = {}
+        self._member_caches: dict[str, SoftLabelCache] = {}  # per teacher directory
         if not dirs:
             raise InputError("a teacher model directory is needed", field="teacher")
         self.dirs = [str(d) for d in dirs]
@@ -149,7 +149,7 @@ class Teachers:
         they predict (``corpora``: the corpus of each sentence, for the ``corpus`` mode)."""
         schema = self.schema
         if self.primary_types:
-            outputs = [model.word_distributions(word_lists, batch_size=batch_size) for model in self.models]
+            outputs = [self._member_outputs(path, model, word_lists, batch_size) for path, model in zip(self.dirs, self.models)]
             # each member's groups are normalised, so their mean is too; each row is >= the floor
             base = outputs[0] if len(outputs) == 1 else [mean_distribution(np.stack(rows)) for rows in zip(*outputs)]
             if self.added_types:  # the added types' columns come last and are all type-taught
@@ -160,8 +160,8 @@ class Teachers:
         if not self.type_models:
             return base
         votes: dict[str, list[tuple[int, list[np.ndarray]]]] = {t: [] for t in schema.types if t not in self.primary_types}
-        for k, model in enumerate(self.type_models):
-            rows = self._member_outputs(k, word_lists, batch_size)
+        for k, (path, model) in enumerate(zip(self.type_dirs, self.type_models)):
+            rows = self._member_outputs(path, model, word_lists, batch_size)
             for t in model.schema.types:
                 votes[self.type_names[k][t]].append((k, [type_log_probs(model.schema, r, t) for r in rows]))
         for t, members in votes.items():
@@ -173,16 +173,16 @@ class Teachers:
                 sentence[:, 3 * i : 3 * i + 3] = mean_distribution(np.stack([rows[n] for _, rows in chosen]))
         return base
 
-    def _member_outputs(self, k: int, word_lists: list[list[str]], batch_size: int) -> list[np.ndarray]:
-        """Type teacher ``k``'s word distributions, through its own cache when there is a root
-        (opened once per run: the combined cache asks chunk by chunk)."""
-        model = self.type_models[k]
+    def _member_outputs(self, path: str, model, word_lists: list[list[str]], batch_size: int) -> list[np.ndarray]:
+        """One teacher's word distributions, through its own cache when there is a root (opened
+        once per run: the combined cache asks chunk by chunk). Primary and type teachers alike:
+        a run that changes one teacher relabels with that one only."""
         if self.cache_root is None:
             return model.word_distributions(word_lists, batch_size=batch_size)
-        if k not in self._member_caches:
-            key = hashlib.blake2b(self._member_fingerprint(self.type_dirs[k], model).encode(), digest_size=8).hexdigest()
-            self._member_caches[k] = SoftLabelCache(Path(self.cache_root) / "members", key, model.schema)
-        cache = self._member_caches[k]
+        if path not in self._member_caches:
+            key = hashlib.blake2b(self._member_fingerprint(path, model).encode(), digest_size=8).hexdigest()
+            self._member_caches[path] = SoftLabelCache(Path(self.cache_root) / "members", key, model.schema)
+        cache = self._member_caches[path]
         cache.add(word_lists, lambda lists: model.word_distributions(lists, batch_size=batch_size))
         return cache.sentence_scores(word_lists)
 
