@@ -36,3 +36,22 @@ def test_a_missing_report_names_the_column_and_file(tmp_path):
     _write(tmp_path, "ncbi-disease", "devel", _report(0.8, {}))
     with pytest.raises(SystemExit, match="BC5CDR-chemical devel: eval-bc5cdr-devel.json"):
         main([str(tmp_path)])
+
+
+def test_variant_columns_come_after_the_macros_and_mark_a_model_without_them(tmp_path, capsys):
+    with_variant, without = tmp_path / "with", tmp_path / "without"
+    for folder in (with_variant, without):
+        folder.mkdir()
+        for split in ("devel", "test"):
+            for corpus in ("ncbi-disease", "bc2gm", "jnlpba", "linnaeus", "s800"):
+                _write(folder, corpus, split, _report(0.8, {}))
+            _write(folder, "bc5cdr", split, _report(0.5, {"chemical": 0.8, "disease": 0.8}))
+    _write(with_variant, "tmvar", "devel", _report(0.1, {"variant": 0.875}))
+    _write(with_variant, "tmvar", "test", _report(0.1, {"variant": 0.8592}))
+    main([str(with_variant), str(without), "--variant"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].rstrip(" |").endswith("tmVar variant devel | tmVar variant test")
+    first, second = ([c.strip() for c in line.strip("|").split("|")] for line in out[2:4])
+    assert first[8] == first[16] == "**80.00**"  # the macros do not count the variant
+    assert first[17:] == ["87.50", "85.92"] and second[17:] == ["—", "—"]
+    assert len({len(line.split("|")) for line in out}) == 1
