@@ -138,6 +138,26 @@ def test_read_corpus_unifies_types_and_drops_untagged_labels_with_their_relation
         list(read_corpus(path, unify_types=True, type_map=TypeMap({"GeneOrGeneProduct": "gene"})))
 
 
+def test_a_corpus_without_devel_reads_as_devel_the_tenth_training_holds_out(tmp_path):
+    from biotag import io
+    from biotag.training.data import load_corpus
+
+    folder = tmp_path / "variants"
+    folder.mkdir()
+    docs = [Document(f"pmid{i}", "C676T was found.") for i in range(40)]
+    for doc in docs:
+        doc.add_entity(0, 5, "variant")
+    io.write(docs, folder / "train.jsonl", "jsonl")
+    io.write(docs[:2], folder / "test.jsonl", "jsonl")
+    devel = [d.id for d in read_corpus(folder, "devel")]
+    assert 0 < len(devel) < 40 and len(devel) == len(set(devel))
+    corpus = load_corpus(str(folder), "train", "devel", unify_types=False)
+    assert [d.id for d in corpus.devel] == devel  # what training held out, and nothing else
+    assert not set(devel) & {d.id for d in corpus.train}
+    with pytest.raises(InputError, match="no split 'dev'"):
+        list(read_corpus(folder, "dev"))  # only devel falls back
+
+
 def test_read_corpus_on_a_registered_iob_corpus(shared_data):
     pytest.importorskip("biotag.io.conll", reason="the CoNLL reader is not in this checkout yet")
     docs = list(read_corpus("ncbi-disease", "test", root=shared_data, unify_types=True))

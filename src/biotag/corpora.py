@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -266,17 +267,32 @@ def read_corpus(
 ) -> Iterator[Document]:
     """Stream the Documents of a corpus split (or of a user's file, any ``split``).
 
+    A registered corpus or folder without a devel split (tmVar: train and test) reads as
+    ``devel`` the tenth of its train that training holds out for it (:func:`held_out`).
     With ``unify_types`` entity types are mapped onto biotag's unified types (by
     ``type_map`` if given, else by the corpus's own label map); entities whose label maps
     to ``None`` are dropped with the relations that name them. ``options`` go to the
     format reader (``skip_bad``, ``on_error``...).
     """
     spec = resolve(name_or_path)
-    docs = bio_io.read(spec.path(split, root), spec.format, **{**spec.reader_options, **options})
+    if split == DEVEL_SPLIT and spec.file is None and split not in spec.splits and "train" in spec.splits:
+        train = bio_io.read(spec.path("train", root), spec.format, **{**spec.reader_options, **options})
+        docs = (doc for doc in train if held_out(doc.id))
+    else:
+        docs = bio_io.read(spec.path(split, root), spec.format, **{**spec.reader_options, **options})
     if not unify_types:
         return docs
     mapping = spec.type_map if type_map is None else TypeMap.coerce(type_map)
     return (unify_document_types(doc, mapping) for doc in docs)
+
+
+DEVEL_SPLIT = "devel"
+
+
+def held_out(document_id: str, tenths: int = 1) -> bool:
+    """Whether a training document goes to devel for a corpus without a devel split: a fixed
+    tenth, by a stable hash of its id, so every run (and ``biotag evaluate``) picks the same."""
+    return zlib.crc32(document_id.encode("utf-8")) % 10 < tenths
 
 
 def unify_document_types(doc: Document, type_map: TypeMap) -> Document:

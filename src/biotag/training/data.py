@@ -17,7 +17,6 @@ replay exactly the batches an uninterrupted one would.
 from __future__ import annotations
 
 import logging
-import zlib
 from bisect import bisect_left, bisect_right
 from dataclasses import asdict, dataclass, field, replace
 from typing import Iterable, Mapping, Sequence
@@ -107,8 +106,10 @@ def load_corpus(name: str, train_split: str, devel_split: str, unify_types: bool
 
 
 def _hold_out(docs: list[Document], tenths: int = 1) -> tuple[list[Document], list[Document]]:
-    """Split documents into (kept, held out) by a stable hash of their ids."""
-    held = [zlib.crc32(doc.id.encode("utf-8")) % 10 < tenths for doc in docs]
+    """Split documents into (kept, held out) by :func:`biotag.corpora.held_out`."""
+    from biotag.corpora import held_out
+
+    held = [held_out(doc.id, tenths) for doc in docs]
     return [d for d, h in zip(docs, held) if not h], [d for d, h in zip(docs, held) if h]
 
 
