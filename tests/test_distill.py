@@ -466,7 +466,8 @@ def test_corpus_aware_type_teachers_let_a_corpus_own_teacher_teach_its_types(tmp
     assert np.allclose(probs(out[1][:, :3]), (probs(a_rows[1]) + probs(b_rows[1])) / 2, atol=1e-3)  # elsewhere: the mean
     assert np.allclose(probs(aware.word_log_probs(words, ["corpus-b", "corpus-b"])[0][:, :3]), probs(b_rows[0]), atol=1e-3)
     assert len(list((tmp_path / "cache" / "members").iterdir())) == 3  # one cache per teacher, the primary's too
-    primary_rows = Teachers([primary]).word_log_probs(words)
+    primary_rows = Teachers([primary], cache_root=tmp_path / "alone").word_log_probs(words)
+    assert not (tmp_path / "alone" / "members").exists()  # a lone primary is its own combined cache
     assert np.allclose(probs(out[1][:, 3:]), probs(primary_rows[1][:, 3:]), atol=1e-3)  # chemical: the primary's, through its cache
     mean = Teachers([primary], [gene_a, gene_b], type_mode="mean")
     assert not mean.corpus_aware and mean.fingerprint() != aware.fingerprint()

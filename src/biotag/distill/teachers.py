@@ -149,7 +149,12 @@ class Teachers:
         they predict (``corpora``: the corpus of each sentence, for the ``corpus`` mode)."""
         schema = self.schema
         if self.primary_types:
-            outputs = [self._member_outputs(path, model, word_lists, batch_size) for path, model in zip(self.dirs, self.models)]
+            # a lone primary's outputs are the combined cache already: no member cache of its own
+            alone = len(self.models) == 1 and not self.type_models
+            outputs = [
+                model.word_distributions(word_lists, batch_size=batch_size) if alone else self._member_outputs(path, model, word_lists, batch_size)
+                for path, model in zip(self.dirs, self.models)
+            ]
             # each member's groups are normalised, so their mean is too; each row is >= the floor
             base = outputs[0] if len(outputs) == 1 else [mean_distribution(np.stack(rows)) for rows in zip(*outputs)]
             if self.added_types:  # the added types' columns come last and are all type-taught
