@@ -275,7 +275,7 @@ def read_corpus(
     format reader (``skip_bad``, ``on_error``...).
     """
     spec = resolve(name_or_path)
-    if split == DEVEL_SPLIT and spec.file is None and split not in spec.splits and "train" in spec.splits:
+    if split == "devel" and spec.file is None and split not in spec.splits and "train" in spec.splits:
         train = bio_io.read(spec.path("train", root), spec.format, **{**spec.reader_options, **options})
         docs = (doc for doc in train if held_out(doc.id))
     else:
@@ -284,9 +284,6 @@ def read_corpus(
         return docs
     mapping = spec.type_map if type_map is None else TypeMap.coerce(type_map)
     return (unify_document_types(doc, mapping) for doc in docs)
-
-
-DEVEL_SPLIT = "devel"
 
 
 def held_out(document_id: str, tenths: int = 1) -> bool:

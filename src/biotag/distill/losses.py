@@ -94,10 +94,12 @@ def teacher_evidence(
     for k, n in enumerate(lengths):
         rows = slice(offset, offset + n)
         names: set[tuple[int, int, int]] | None = None  # vouched(k), asked at most once
+        found: dict[int, set[tuple[int, int]]] = {}  # each evidence type's mentions, read once per sentence
         for target, groups in exclusions.items():
             if not open_np[rows, target].any():
                 continue
-            found = {s: teacher_mentions(probs[rows, s], threshold) for s in {s for g in groups for s in g}}
+            for s in {s for g in groups for s in g} - found.keys():
+                found[s] = teacher_mentions(probs[rows, s], threshold)
             evidence = set().union(*(set.intersection(*(found[s] for s in g)) for g in groups))
             candidates = teacher_mentions(probs[rows, target], threshold) & evidence
             if candidates and vouched is not None:
