@@ -42,46 +42,34 @@ def f1(counts: np.ndarray) -> np.ndarray:
 
 
 def paired_bootstrap(counts_a: np.ndarray, counts_b: np.ndarray, samples: int = 2000, seed: int = 0) -> dict[str, np.ndarray]:
-    """Per type (axis 1 of the ``[n_docs, n_types, 3]`` counts): observed F1 of A and B, their
-    difference, the 2.5th and 97.5th percentiles of the resampled difference and the share of
-    resamples where B is ahead (ties count half)."""
+    """:func:`summarise` per type (axis 1 of the ``[n_docs, n_types, 3]`` counts), each resample
+    drawing the same documents for both models, plus the ``resampled`` differences
+    ``[samples, n_types]``."""
     if counts_a.shape != counts_b.shape:
         raise ValueError(f"the two models were scored on different documents or types: {counts_a.shape} and {counts_b.shape}")
     rng = np.random.default_rng(seed)
     n = counts_a.shape[0]
     draws = rng.integers(0, n, size=(samples, n))
     diff = f1(counts_b[draws].sum(axis=1)) - f1(counts_a[draws].sum(axis=1))  # [samples, n_types]
-    observed_a, observed_b = f1(counts_a.sum(axis=0)), f1(counts_b.sum(axis=0))
+    return {**summarise(f1(counts_a.sum(axis=0)), f1(counts_b.sum(axis=0)), diff), "resampled": diff}
+
+
+def summarise(observed_a, observed_b, resampled: np.ndarray) -> dict:
+    """Observed F1 of A and B, their difference, the 2.5th and 97.5th percentiles of the
+    resampled differences (axis 0) and the share of resamples where B is ahead (ties count half)."""
     return {
         "f1_a": observed_a,
         "f1_b": observed_b,
         "diff": observed_b - observed_a,
-        "low": np.percentile(diff, 2.5, axis=0),
-        "high": np.percentile(diff, 97.5, axis=0),
-        "b_ahead": _ahead(diff),
-        "resampled": diff,
+        "low": np.percentile(resampled, 2.5, axis=0),
+        "high": np.percentile(resampled, 97.5, axis=0),
+        "b_ahead": (resampled > 0).mean(axis=0) + 0.5 * (resampled == 0).mean(axis=0),
     }
 
 
-def _ahead(diff: np.ndarray) -> np.ndarray:
-    return (diff > 0).mean(axis=0) + 0.5 * (diff == 0).mean(axis=0)
-
-
-def summarise(observed_a: float, observed_b: float, resampled: np.ndarray) -> dict[str, float]:
-    """The :func:`paired_bootstrap` fields of one score from its resampled differences."""
-    return {
-        "f1_a": observed_a,
-        "f1_b": observed_b,
-        "diff": observed_b - observed_a,
-        "low": float(np.percentile(resampled, 2.5)),
-        "high": float(np.percentile(resampled, 97.5)),
-        "b_ahead": float(_ahead(resampled)),
-    }
-
-
-def predicted_counts(models: list[str], corpus: str, split: str) -> tuple[list[str], list[np.ndarray], int]:
+def predicted_counts(models: list[str], corpus: str, split: str) -> tuple[list[str], list[np.ndarray]]:
     """Each model's :func:`document_counts` on a corpus split, with the scored types (plus a
-    pooled ``micro`` column where there are several) and the number of documents."""
+    pooled ``micro`` column where there are several)."""
     from biotag.api import load_predictor
     from biotag.corpora import read_corpus
     from biotag.evaluation import corpus_scoring, strip_entities
@@ -98,7 +86,7 @@ def predicted_counts(models: list[str], corpus: str, split: str) -> tuple[list[s
     if len(types) > 1:  # JNLPBA's column (and BioBERT's) is the micro F1 over its types
         types = [*types, MICRO]
         counts = [np.concatenate([c, c.sum(axis=1, keepdims=True)], axis=1) for c in counts]
-    return types, counts, len(gold)
+    return types, counts
 
 
 MICRO = "micro"
@@ -125,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     print("| column | A F1 | B F1 | B − A | 95 % interval | B ahead |")
     print("|---|---:|---:|---:|---:|---:|")
     if args.corpus:
-        types, counts, _ = predicted_counts(args.model, args.corpus, args.split)
+        types, counts = predicted_counts(args.model, args.corpus, args.split)
         result = paired_bootstrap(counts[0], counts[1], args.samples, args.seed)
         for j, t in enumerate(types):
             print(_line(t, {k: v[j] for k, v in result.items() if k != "resampled"}))
@@ -136,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(args.seed)
     by_corpus = {}
     for corpus in dict.fromkeys(c for _, c, _ in COLUMNS):  # each corpus drawn independently, its columns together
-        types, counts, _ = predicted_counts(args.model, corpus, args.split)
+        types, counts = predicted_counts(args.model, corpus, args.split)
         by_corpus[corpus] = (types, paired_bootstrap(counts[0], counts[1], args.samples, int(rng.integers(2**31))))
     columns = []
     for name, corpus, entity_type in COLUMNS:
