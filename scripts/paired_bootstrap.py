@@ -7,7 +7,8 @@ types the corpus annotates, as ``biotag evaluate`` does.
     python scripts/paired_bootstrap.py --model A --model B --all-types --split devel
 
 Prints, per type (and pooled over the types, where there are several): A's and B's F1, B − A,
-the 95 % interval of B − A over the resamples and how often B came out ahead. An interval that contains 0 means this corpus cannot tell the two apart.
+the 95 % interval of B − A over the resamples and how often B came out ahead. An interval that
+contains 0 means this corpus cannot tell the two apart.
 ``--all-types`` scores the seven columns of the issue-4 table (scripts/all_types_table.py), each
 corpus resampled on its own, and their macro: the measure the bundled model's adoption rules use.
 """
@@ -18,12 +19,16 @@ import argparse
 
 import numpy as np
 
+MICRO = "micro"  # the column pooling a corpus' types
+
 
 def document_counts(gold_docs, pred_docs, types: list[str], *, scoring_types, type_map) -> np.ndarray:
     """``[n_docs, n_types, 3]`` true positives, false positives and false negatives of each
     document, by the scorer of ``biotag evaluate``."""
+    from biotag.entity_types import TypeMap
     from biotag.metrics import score_documents
 
+    type_map = None if type_map is None else TypeMap.coerce(type_map)
     counts = np.zeros((len(gold_docs), len(types), 3), dtype=np.int64)
     for i, (gold, pred) in enumerate(zip(gold_docs, pred_docs, strict=True)):
         report = score_documents([gold], [pred], types=scoring_types, type_map=type_map)
@@ -67,18 +72,16 @@ def summarise(observed_a, observed_b, resampled: np.ndarray) -> dict:
     }
 
 
-def predicted_counts(models: list[str], corpus: str, split: str) -> tuple[list[str], list[np.ndarray]]:
-    """Each model's :func:`document_counts` on a corpus split, with the scored types (plus a
+def predicted_counts(predictors: list, corpus: str, split: str) -> tuple[list[str], list[np.ndarray]]:
+    """Each predictor's :func:`document_counts` on a corpus split, with the scored types (plus a
     pooled ``micro`` column where there are several)."""
-    from biotag.api import load_predictor
     from biotag.corpora import read_corpus
     from biotag.evaluation import corpus_scoring, strip_entities
     from biotag.ner import NerTagger
 
     gold = list(read_corpus(corpus, split))
     counts, types = [], None
-    for model in models:
-        predictor = load_predictor([model])
+    for predictor in predictors:
         scoring_types, type_map = corpus_scoring(corpus, predictor.schema.types)
         predicted = list(NerTagger(predictor)(strip_entities(d) for d in gold))
         types = types or sorted(scoring_types or {e.type for d in gold for e in d.entities})
@@ -87,9 +90,6 @@ def predicted_counts(models: list[str], corpus: str, split: str) -> tuple[list[s
         types = [*types, MICRO]
         counts = [np.concatenate([c, c.sum(axis=1, keepdims=True)], axis=1) for c in counts]
     return types, counts
-
-
-MICRO = "micro"
 
 
 def _line(name: str, r: dict[str, float]) -> str:
@@ -109,11 +109,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if len(args.model) != 2:
         parser.error("give --model exactly twice (A, then B)")
+    from biotag.api import load_predictor
+
+    predictors = [load_predictor([model]) for model in args.model]
     print(f"A = {args.model[0]}, B = {args.model[1]}; {args.split}, {args.samples} paired resamples per corpus")
     print("| column | A F1 | B F1 | B − A | 95 % interval | B ahead |")
     print("|---|---:|---:|---:|---:|---:|")
     if args.corpus:
-        types, counts = predicted_counts(args.model, args.corpus, args.split)
+        types, counts = predicted_counts(predictors, args.corpus, args.split)
         result = paired_bootstrap(counts[0], counts[1], args.samples, args.seed)
         for j, t in enumerate(types):
             print(_line(t, {k: v[j] for k, v in result.items() if k != "resampled"}))
@@ -124,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(args.seed)
     by_corpus = {}
     for corpus in dict.fromkeys(c for _, c, _ in COLUMNS):  # each corpus drawn independently, its columns together
-        types, counts = predicted_counts(args.model, corpus, args.split)
+        types, counts = predicted_counts(predictors, corpus, args.split)
         by_corpus[corpus] = (types, paired_bootstrap(counts[0], counts[1], args.samples, int(rng.integers(2**31))))
     columns = []
     for name, corpus, entity_type in COLUMNS:
